@@ -1,0 +1,229 @@
+//! Node configuration: TOML file, then `RUMGATE_*` environment, then command-line flags.
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_DATA_DIR: &str = "./data";
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:8002";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the database, keys and API token live.
+    pub data_dir: PathBuf,
+    pub api: ApiConfig,
+    pub keys: KeysConfig,
+    pub chain: ChainConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    /// Admin token; by default generated on first run into `<data_dir>/api.token`.
+    pub token: Option<SecretString>,
+    /// Read the admin token from this file instead.
+    pub token_file: Option<PathBuf>,
+    /// Largest accepted request body in bytes.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// File holding the keystore passphrase (first line). `RUMGATE_PASSPHRASE` takes precedence.
+    pub passphrase_file: Option<PathBuf>,
+    /// Refuse to start with a plaintext key file (production hardening).
+    pub require_encrypted: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChainConfig {
+    /// How long the producer waits after the first pending trx to batch more into one block.
+    pub batch_window_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter, e.g. "info" or "rumgate=debug". `RUST_LOG` takes precedence.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            api: ApiConfig::default(),
+            keys: KeysConfig::default(),
+            chain: ChainConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_API_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8002))),
+            token: None,
+            token_file: None,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        Self { batch_window_ms: 2 }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Reads a TOML file (every key optional; unknown keys are errors).
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Applies `RUMGATE_DATA_DIR`, `RUMGATE_API_LISTEN`, `RUMGATE_API_TOKEN`, `RUMGATE_LOG`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if let Some(v) = get("RUMGATE_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = get("RUMGATE_API_LISTEN") {
+            match v.parse() {
+                Ok(a) => self.api.listen = a,
+                Err(_) => problems.push(format!(
+                    "RUMGATE_API_LISTEN: {v:?} is not an address like 127.0.0.1:8002"
+                )),
+            }
+        }
+        if let Some(v) = get("RUMGATE_API_TOKEN") {
+            self.api.token = Some(SecretString::from(v));
+        }
+        if let Some(v) = get("RUMGATE_LOG") {
+            self.log.level = v;
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// Returns every problem with its key name.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if self.data_dir.as_os_str().is_empty() {
+            problems.push("data_dir: must not be empty".to_string());
+        }
+        if self.api.token.is_some() && self.api.token_file.is_some() {
+            problems.push("api.token and api.token_file: set at most one".into());
+        }
+        if let Some(t) = &self.api.token {
+            use secrecy::ExposeSecret;
+            if t.expose_secret().len() < 16 {
+                problems.push("api.token: must be at least 16 characters".into());
+            }
+        }
+        if self.api.max_body_bytes < 1024 {
+            problems.push("api.max_body_bytes: must be at least 1024".into());
+        }
+        if self.chain.batch_window_ms > 1000 {
+            problems.push("chain.batch_window_ms: must be at most 1000".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    pub fn batch_window(&self) -> Duration {
+        Duration::from_millis(self.chain.batch_window_ms)
+    }
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("rumgate.db")
+    }
+    pub fn key_path(&self) -> PathBuf {
+        self.data_dir.join("node.key")
+    }
+    pub fn token_path(&self) -> PathBuf {
+        self.data_dir.join("api.token")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+        let cfg = Config::from_file(&path).unwrap();
+        cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = toml::from_str::<Config>("[api]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n").unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn validate_reports_every_problem_with_key_names() {
+        let mut cfg = Config::default();
+        cfg.api.token = Some(SecretString::from("short".to_string()));
+        cfg.chain.batch_window_ms = 5000;
+        let msg = cfg.validate().unwrap_err().to_string();
+        assert!(msg.contains("api.token") && msg.contains("chain.batch_window_ms"), "{msg}");
+    }
+
+    #[test]
+    fn env_overrides_apply() {
+        let mut cfg = Config::default();
+        cfg.apply_env(|k| match k {
+            "RUMGATE_DATA_DIR" => Some("/tmp/x".into()),
+            "RUMGATE_API_LISTEN" => Some("127.0.0.1:9".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(cfg.api.listen.port(), 9);
+        assert!(cfg.apply_env(|_| Some("nonsense".into())).is_err());
+    }
+}

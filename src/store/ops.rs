@@ -1,0 +1,512 @@
+//! Typed store operations used by the node: groups, pending trx, block commits and reads.
+
+use super::{Result, Store, StoreError};
+use crate::chain::encoding::{decode, encode};
+use crate::chain::{
+    Block, BlockBody, BlockHash, Genesis, GroupId, Head, Trx, TrxId, Verified,
+};
+use crate::crypto::{GroupKey, Signature};
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// A joined group as stored.
+#[derive(Debug, Clone)]
+pub struct GroupRecord {
+    pub genesis: Genesis,
+    pub group_key: Option<GroupKey>,
+    pub bootstrap: Vec<String>,
+    pub joined_at: u64,
+    pub head: Head,
+}
+
+/// One included trx with its position.
+#[derive(Debug, Clone)]
+pub struct IncludedTrx {
+    pub seq: i64,
+    pub height: u64,
+    pub idx: u32,
+    pub trx: Trx,
+}
+
+/// Where a trx stands.
+#[derive(Debug, Clone)]
+pub enum TrxStatus {
+    Pending { trx: Trx, received_at: u64 },
+    Included(IncludedTrx),
+    Rejected { group_id: GroupId, reason: String },
+}
+
+/// Result of committing a block: each trx's stream cursor.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub group_id: GroupId,
+    pub height: u64,
+    pub hash: BlockHash,
+    pub trx: Vec<(TrxId, i64)>,
+}
+
+/// Block header as stored, with its trx ids (for listings).
+#[derive(Debug, Clone)]
+pub struct BlockSummary {
+    pub height: u64,
+    pub hash: BlockHash,
+    pub prev_hash: BlockHash,
+    pub timestamp: u64,
+    pub producer: [u8; 32],
+    pub signature: Signature,
+    pub trx_ids: Vec<TrxId>,
+}
+
+fn blob32(v: Vec<u8>, what: &str) -> Result<[u8; 32]> {
+    v.try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
+}
+
+fn decode_trx(data: &[u8]) -> Result<Trx> {
+    decode(data).map_err(|e| StoreError::Corrupt(format!("stored trx: {e}")))
+}
+
+pub enum JoinOutcome {
+    Created,
+    AlreadyJoined,
+    Rejoined,
+}
+
+impl Store {
+    /// Records a verified genesis as a joined group (idempotent: re-joining a left group
+    /// restores it and keeps its data; a key learned later is kept).
+    pub async fn join_group(
+        &self,
+        genesis: &Verified<Genesis>,
+        key: Option<GroupKey>,
+        bootstrap: Vec<String>,
+        now_ms: u64,
+    ) -> Result<JoinOutcome> {
+        let gid = genesis.group_id();
+        let bytes = encode(&**genesis);
+        let key_bytes = key.as_ref().map(|k| k.as_bytes().to_vec());
+        let bootstrap = serde_json::to_string(&bootstrap).unwrap_or_else(|_| "[]".into());
+        self.write(move |c| {
+            let existing: Option<String> = c
+                .query_row(
+                    "SELECT status FROM groups WHERE group_id = ?1",
+                    [&gid.0[..]],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match existing.as_deref() {
+                None => {
+                    c.execute(
+                        "INSERT INTO groups (group_id, genesis, group_key, bootstrap, status, joined_at)
+                         VALUES (?1, ?2, ?3, ?4, 'joined', ?5)",
+                        params![&gid.0[..], bytes, key_bytes, bootstrap, now_ms as i64],
+                    )?;
+                    Ok(JoinOutcome::Created)
+                }
+                Some(status) => {
+                    c.execute(
+                        "UPDATE groups SET status = 'joined',
+                                group_key = COALESCE(group_key, ?2), bootstrap = ?3
+                         WHERE group_id = ?1",
+                        params![&gid.0[..], key_bytes, bootstrap],
+                    )?;
+                    Ok(if status == "joined" {
+                        JoinOutcome::AlreadyJoined
+                    } else {
+                        JoinOutcome::Rejoined
+                    })
+                }
+            }
+        })
+        .await
+    }
+
+    /// Marks a group as left; with `purge` its blocks, trx and pending trx are deleted too.
+    pub async fn leave_group(&self, gid: GroupId, purge: bool) -> Result<bool> {
+        self.write(move |c| {
+            let g = &gid.0[..];
+            let n = if purge {
+                c.execute("DELETE FROM trx WHERE group_id = ?1", [g])?;
+                c.execute("DELETE FROM blocks WHERE group_id = ?1", [g])?;
+                c.execute("DELETE FROM pending WHERE group_id = ?1", [g])?;
+                c.execute("DELETE FROM rejected WHERE group_id = ?1", [g])?;
+                c.execute("DELETE FROM groups WHERE group_id = ?1", [g])?
+            } else {
+                c.execute(
+                    "UPDATE groups SET status = 'left' WHERE group_id = ?1 AND status = 'joined'",
+                    [g],
+                )?
+            };
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    /// All joined groups with their heads. Cost is per group, not per trx (start-up path).
+    pub async fn load_groups(&self) -> Result<Vec<GroupRecord>> {
+        self.read(|c| query_groups(c, None)).await
+    }
+
+    /// One joined group with its head.
+    pub async fn load_group(&self, gid: GroupId) -> Result<Option<GroupRecord>> {
+        self.read(move |c| Ok(query_groups(c, Some(gid))?.pop())).await
+    }
+
+    /// Stores a verified trx as pending. Fails with `Duplicate` if it is pending or included.
+    pub async fn insert_pending(&self, trx: &Verified<Trx>, now_ms: u64) -> Result<()> {
+        let id = trx.id();
+        let gid = trx.body.group_id;
+        let data = encode(&**trx);
+        self.write(move |c| {
+            let included: bool = c
+                .query_row("SELECT 1 FROM trx WHERE trx_id = ?1", [&id.0[..]], |_| Ok(()))
+                .optional()?
+                .is_some();
+            let inserted = !included
+                && c.execute(
+                    "INSERT OR IGNORE INTO pending (trx_id, group_id, received_at, data)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![&id.0[..], &gid.0[..], now_ms as i64, data],
+                )? == 1;
+            if inserted {
+                Ok(())
+            } else {
+                Err(StoreError::Duplicate(id))
+            }
+        })
+        .await
+    }
+
+    /// Pending trx of a group in arrival order (start-up: refill the producer queue).
+    pub async fn load_pending(&self, gid: GroupId) -> Result<Vec<Trx>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT data FROM pending WHERE group_id = ?1 ORDER BY received_at, trx_id",
+            )?;
+            let rows = stmt
+                .query_map([&gid.0[..]], |r| r.get::<_, Vec<u8>>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.iter().map(|d| decode_trx(d)).collect()
+        })
+        .await
+    }
+
+    /// Stores a verified block and its trx, removing them from pending, in one transaction.
+    /// Fails (storing nothing) if the height is taken or any trx was already included.
+    pub async fn commit_block(&self, block: &Verified<Block>) -> Result<Committed> {
+        let hash = block.hash();
+        let b = &block.body;
+        let gid = b.group_id;
+        let height = b.height;
+        let header = (
+            b.prev_hash,
+            b.timestamp,
+            b.producer,
+            block.signature,
+            b.trxs.len(),
+            b.version,
+        );
+        let trxs: Vec<(TrxId, Trx, Vec<u8>)> = b
+            .trxs
+            .iter()
+            .map(|t| (t.trx_id(), t.clone(), encode(t)))
+            .collect();
+        self.write(move |c| {
+            let (prev_hash, timestamp, producer, signature, count, version) = header;
+            let taken = c
+                .execute(
+                    "INSERT OR IGNORE INTO blocks
+                     (group_id, height, version, hash, prev_hash, timestamp, producer, signature, trx_count)
+                     VALUES (?1, ?2, ?9, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        &gid.0[..],
+                        height as i64,
+                        &hash.0[..],
+                        &prev_hash.0[..],
+                        timestamp as i64,
+                        &producer[..],
+                        &signature.0[..],
+                        count as i64,
+                        version
+                    ],
+                )?
+                == 0;
+            if taken {
+                return Err(StoreError::Conflict(format!(
+                    "block {height} of group {gid} is already stored"
+                )));
+            }
+            let mut ins = c.prepare_cached(
+                "INSERT OR IGNORE INTO trx (trx_id, group_id, height, idx, kind, sender, timestamp, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            let mut del = c.prepare_cached("DELETE FROM pending WHERE trx_id = ?1")?;
+            let mut out = Vec::with_capacity(trxs.len());
+            for (idx, (id, trx, data)) in trxs.iter().enumerate() {
+                let n = ins.execute(params![
+                    &id.0[..],
+                    &gid.0[..],
+                    height as i64,
+                    idx as i64,
+                    trx.body.kind.to_code(),
+                    &trx.body.sender[..],
+                    trx.body.timestamp as i64,
+                    data
+                ])?;
+                if n == 0 {
+                    return Err(StoreError::Duplicate(*id));
+                }
+                out.push((*id, c.last_insert_rowid()));
+                del.execute([&id.0[..]])?;
+            }
+            Ok(Committed {
+                group_id: gid,
+                height,
+                hash,
+                trx: out,
+            })
+        })
+        .await
+    }
+
+    /// Included trx of a group after cursor `after` (exclusive), in chain order.
+    pub async fn list_trx(&self, gid: GroupId, after: i64, limit: usize) -> Result<Vec<IncludedTrx>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, height, idx, data FROM trx
+                 WHERE group_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = stmt
+                .query_map(params![&gid.0[..], after, limit as i64], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(seq, height, idx, data)| {
+                    Ok(IncludedTrx {
+                        seq,
+                        height: height as u64,
+                        idx: idx as u32,
+                        trx: decode_trx(&data)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    pub async fn trx_status(&self, id: TrxId) -> Result<Option<TrxStatus>> {
+        self.read(move |c| {
+            let k = &id.0[..];
+            if let Some((seq, height, idx, data)) = c
+                .query_row(
+                    "SELECT seq, height, idx, data FROM trx WHERE trx_id = ?1",
+                    [k],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, Vec<u8>>(3)?,
+                        ))
+                    },
+                )
+                .optional()?
+            {
+                return Ok(Some(TrxStatus::Included(IncludedTrx {
+                    seq,
+                    height: height as u64,
+                    idx: idx as u32,
+                    trx: decode_trx(&data)?,
+                })));
+            }
+            if let Some((data, at)) = c
+                .query_row(
+                    "SELECT data, received_at FROM pending WHERE trx_id = ?1",
+                    [k],
+                    |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)),
+                )
+                .optional()?
+            {
+                return Ok(Some(TrxStatus::Pending {
+                    trx: decode_trx(&data)?,
+                    received_at: at as u64,
+                }));
+            }
+            c.query_row(
+                "SELECT group_id, reason FROM rejected WHERE trx_id = ?1",
+                [k],
+                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()?
+            .map(|(g, reason)| {
+                Ok(TrxStatus::Rejected {
+                    group_id: GroupId(blob32(g, "group id")?),
+                    reason,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    /// Block headers from `from` (inclusive), at most `limit`.
+    pub async fn list_blocks(&self, gid: GroupId, from: u64, limit: usize) -> Result<Vec<BlockSummary>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT height, hash, prev_hash, timestamp, producer, signature FROM blocks
+                 WHERE group_id = ?1 AND height >= ?2 ORDER BY height LIMIT ?3",
+            )?;
+            let headers = stmt
+                .query_map(params![&gid.0[..], from as i64, limit as i64], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
+                        r.get::<_, Vec<u8>>(5)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut ids = c.prepare_cached(
+                "SELECT trx_id FROM trx WHERE group_id = ?1 AND height = ?2 ORDER BY idx",
+            )?;
+            headers
+                .into_iter()
+                .map(|(height, hash, prev, ts, producer, sig)| {
+                    let trx_ids = ids
+                        .query_map(params![&gid.0[..], height], |r| r.get::<_, Vec<u8>>(0))?
+                        .map(|v| Ok(TrxId(blob32(v?, "trx id")?)))
+                        .collect::<Result<Vec<_>>>()?;
+                    let sig: [u8; 64] = sig
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("signature is not 64 bytes".into()))?;
+                    Ok(BlockSummary {
+                        height: height as u64,
+                        hash: BlockHash(blob32(hash, "block hash")?),
+                        prev_hash: BlockHash(blob32(prev, "prev hash")?),
+                        timestamp: ts as u64,
+                        producer: blob32(producer, "producer")?,
+                        signature: Signature(sig),
+                        trx_ids,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Rebuilds a full signed block from its stored parts (for sync and verification).
+    pub async fn get_block(&self, gid: GroupId, height: u64) -> Result<Option<Block>> {
+        self.read(move |c| block_at(c, gid, height)).await
+    }
+}
+
+fn query_groups(c: &Connection, only: Option<GroupId>) -> Result<Vec<GroupRecord>> {
+    let mut stmt = c.prepare(
+        "SELECT genesis, group_key, bootstrap, joined_at FROM groups
+         WHERE status = 'joined' AND (?1 IS NULL OR group_id = ?1)",
+    )?;
+    let rows = stmt
+        .query_map([only.map(|g| g.0.to_vec())], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, Option<Vec<u8>>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(|(genesis, key, bootstrap, joined_at)| {
+            let genesis: Genesis = decode(&genesis)
+                .map_err(|e| StoreError::Corrupt(format!("stored genesis: {e}")))?;
+            let group_key = key
+                .map(|k| blob32(k, "group key").map(GroupKey::from_bytes))
+                .transpose()?;
+            let head = head_of(c, &genesis)?;
+            Ok(GroupRecord {
+                group_key,
+                bootstrap: serde_json::from_str(&bootstrap).unwrap_or_default(),
+                joined_at: joined_at as u64,
+                head,
+                genesis,
+            })
+        })
+        .collect()
+}
+
+fn head_of(c: &Connection, genesis: &Genesis) -> Result<Head> {
+    let gid = genesis.group_id();
+    let row = c
+        .query_row(
+            "SELECT height, hash, timestamp FROM blocks WHERE group_id = ?1
+             ORDER BY height DESC LIMIT 1",
+            [&gid.0[..]],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            },
+        )
+        .optional()?;
+    match row {
+        None => Ok(Head::genesis(gid, genesis.body.created_at)),
+        Some((height, hash, ts)) => Ok(Head {
+            height: height as u64,
+            hash: BlockHash(blob32(hash, "block hash")?),
+            timestamp: ts as u64,
+        }),
+    }
+}
+
+fn block_at(c: &Connection, gid: GroupId, height: u64) -> Result<Option<Block>> {
+    let Some((version, prev, ts, producer, sig)) = c
+        .query_row(
+            "SELECT version, prev_hash, timestamp, producer, signature FROM blocks
+             WHERE group_id = ?1 AND height = ?2",
+            params![&gid.0[..], height as i64],
+            |r| {
+                Ok((
+                    r.get::<_, u16>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                ))
+            },
+        )
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let mut stmt = c.prepare_cached(
+        "SELECT data FROM trx WHERE group_id = ?1 AND height = ?2 ORDER BY idx",
+    )?;
+    let trxs = stmt
+        .query_map(params![&gid.0[..], height as i64], |r| r.get::<_, Vec<u8>>(0))?
+        .map(|d| decode_trx(&d?))
+        .collect::<Result<Vec<_>>>()?;
+    let sig: [u8; 64] = sig
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("signature is not 64 bytes".into()))?;
+    Ok(Some(Block {
+        body: BlockBody {
+            version,
+            group_id: gid,
+            height,
+            prev_hash: BlockHash(blob32(prev, "prev hash")?),
+            timestamp: ts as u64,
+            producer: blob32(producer, "producer")?,
+            trxs,
+        },
+        signature: Signature(sig),
+    }))
+}
