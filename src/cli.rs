@@ -9,7 +9,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "rumgate", version, about = "Personal gateway and full node of a RUM-style group network")]
+#[command(
+    name = "rumgate",
+    version,
+    about = "Personal gateway and full node of a RUM-style group network"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -187,11 +191,12 @@ impl ApiClient {
     }
 
     async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> anyhow::Result<T> {
-        let resp = req
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the node at {} (is `rumgate run` running?)", self.base))?;
+        let resp = req.bearer_auth(&self.token).send().await.with_context(|| {
+            format!(
+                "cannot reach the node at {} (is `rumgate run` running?)",
+                self.base
+            )
+        })?;
         let status = resp.status();
         let body = resp.bytes().await?;
         if !status.is_success() {
@@ -212,7 +217,8 @@ impl ApiClient {
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        self.send(self.http.get(format!("{}{path}", self.base))).await
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
     }
     pub async fn post<T: DeserializeOwned>(
         &self,
@@ -255,7 +261,10 @@ pub async fn group_command(cmd: GroupCommand) -> anyhow::Result<()> {
             let c = ApiClient::from_args(&api)?;
             let kind = if private { "private" } else { "public" };
             let g: GroupInfo = c
-                .post("/api/v1/groups", &serde_json::json!({"name": name, "kind": kind}))
+                .post(
+                    "/api/v1/groups",
+                    &serde_json::json!({"name": name, "kind": kind}),
+                )
                 .await?;
             println!("created group {} ({kind})", g.group_id);
             println!("seed: {}", g.seed);
@@ -268,7 +277,9 @@ pub async fn group_command(cmd: GroupCommand) -> anyhow::Result<()> {
             } else {
                 let list: GroupList = serde_json::from_value(list)?;
                 if list.groups.is_empty() {
-                    println!("no groups yet: `rumgate group create NAME` or `rumgate group join SEED`");
+                    println!(
+                        "no groups yet: `rumgate group create NAME` or `rumgate group join SEED`"
+                    );
                 }
                 for g in &list.groups {
                     print_group(g);
@@ -288,7 +299,10 @@ pub async fn group_command(cmd: GroupCommand) -> anyhow::Result<()> {
             let _: serde_json::Value = c
                 .delete(&format!("/api/v1/groups/{id}?purge={purge}"))
                 .await?;
-            println!("left {id}{}", if purge { " and deleted its data" } else { "" });
+            println!(
+                "left {id}{}",
+                if purge { " and deleted its data" } else { "" }
+            );
         }
         GroupCommand::Seed { api, group } => {
             let c = ApiClient::from_args(&api)?;

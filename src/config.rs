@@ -70,7 +70,9 @@ impl Default for Config {
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
-            listen: DEFAULT_API_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8002))),
+            listen: DEFAULT_API_LISTEN
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8002))),
             token: None,
             token_file: None,
             max_body_bytes: 1024 * 1024,
@@ -200,7 +202,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let err = toml::from_str::<Config>("[api]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n").unwrap_err();
+        let err =
+            toml::from_str::<Config>("[api]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n").unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
     }
 
@@ -210,7 +213,10 @@ mod tests {
         cfg.api.token = Some(SecretString::from("short".to_string()));
         cfg.chain.batch_window_ms = 5000;
         let msg = cfg.validate().unwrap_err().to_string();
-        assert!(msg.contains("api.token") && msg.contains("chain.batch_window_ms"), "{msg}");
+        assert!(
+            msg.contains("api.token") && msg.contains("chain.batch_window_ms"),
+            "{msg}"
+        );
     }
 
     #[test]

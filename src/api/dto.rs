@@ -164,4 +164,3 @@ pub fn parse_trx_id(s: &str) -> Result<TrxId, super::error::ApiError> {
         )
     })
 }
-

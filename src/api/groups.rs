@@ -42,7 +42,10 @@ pub async fn create(
         KindParam::Private => GroupKind::Private,
     };
     let entry = st.engine.create_group(&req.name, kind).await?;
-    Ok((StatusCode::CREATED, Json(GroupInfo::new(&st.engine, &entry))))
+    Ok((
+        StatusCode::CREATED,
+        Json(GroupInfo::new(&st.engine, &entry)),
+    ))
 }
 
 pub async fn info(
@@ -84,5 +87,7 @@ pub async fn leave(
 ) -> ApiResult<Json<Value>> {
     let gid = parse_group_id(&id)?;
     st.engine.leave(&gid, p.purge).await?;
-    Ok(Json(json!({"group_id": gid.to_hex(), "left": true, "purged": p.purge})))
+    Ok(Json(
+        json!({"group_id": gid.to_hex(), "left": true, "purged": p.purge}),
+    ))
 }

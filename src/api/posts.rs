@@ -52,7 +52,10 @@ fn parse_cursor(s: Option<&str>) -> ApiResult<i64> {
 
 fn parse_limit(limit: Option<usize>) -> ApiResult<usize> {
     match limit.unwrap_or(DEFAULT_LIMIT) {
-        0 => Err(ApiError::bad_request("invalid_limit", "limit must be at least 1")),
+        0 => Err(ApiError::bad_request(
+            "invalid_limit",
+            "limit must be at least 1",
+        )),
         n => Ok(n.min(MAX_LIMIT)),
     }
 }

@@ -20,3 +20,6 @@ pub const MAX_TRX_BYTES: usize = 512 * 1024;
 pub const MAX_BLOCK_BYTES: usize = 1024 * 1024;
 /// How far in the future a timestamp may be (clock skew allowance), in milliseconds.
 pub const MAX_FUTURE_SKEW_MS: u64 = 5 * 60 * 1000;
+
+#[cfg(test)]
+mod tests;

@@ -23,7 +23,10 @@ pub enum ChainError {
         max: usize,
     },
     #[error("timestamp {timestamp} is out of range ({reason})")]
-    Timestamp { timestamp: u64, reason: &'static str },
+    Timestamp {
+        timestamp: u64,
+        reason: &'static str,
+    },
     #[error("duplicate trx {0}")]
     DuplicateTrx(TrxId),
     #[error("block height {got} does not follow head {expected_prev}")]

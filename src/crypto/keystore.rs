@@ -144,9 +144,8 @@ fn load(
             cipher,
             ..
         } => {
-            let passphrase = passphrase.ok_or_else(|| KeystoreError::PassphraseRequired {
-                path: path.into(),
-            })?;
+            let passphrase = passphrase
+                .ok_or_else(|| KeystoreError::PassphraseRequired { path: path.into() })?;
             if kdf.alg != "argon2id" || cipher != "xchacha20poly1305" {
                 return Err(malformed(format!(
                     "unsupported kdf/cipher {}/{cipher}",
@@ -285,12 +284,13 @@ fn write_plaintext(path: &Path, identity: &Identity) -> Result<(), KeystoreError
 }
 
 fn write_file(path: &Path, file: &KeystoreFile) -> Result<(), KeystoreError> {
-    let json = Zeroizing::new(serde_json::to_vec_pretty(file).map_err(|e| {
-        KeystoreError::Malformed {
-            path: path.into(),
-            reason: e.to_string(),
-        }
-    })?);
+    let json =
+        Zeroizing::new(
+            serde_json::to_vec_pretty(file).map_err(|e| KeystoreError::Malformed {
+                path: path.into(),
+                reason: e.to_string(),
+            })?,
+        );
     crate::util::write_private_file(path, &json).map_err(|source| KeystoreError::Io {
         path: path.into(),
         source,

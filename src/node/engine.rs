@@ -4,7 +4,9 @@ use super::groups::{GroupEntry, Groups, Role};
 use crate::chain::object;
 use crate::chain::seed::{Seed, VerifiedSeed};
 use crate::chain::verify::{verify_genesis, verify_trx};
-use crate::chain::{Consensus, Genesis, GenesisBody, GroupId, GroupKind, Trx, TrxId, PROTOCOL_VERSION};
+use crate::chain::{
+    Consensus, Genesis, GenesisBody, GroupId, GroupKind, Trx, TrxId, PROTOCOL_VERSION,
+};
 use crate::crypto::{random_bytes, GroupKey, Identity};
 use crate::error::NodeError;
 use crate::store::{Committed, JoinOutcome, Store};
@@ -209,10 +211,10 @@ impl Engine {
 
     /// Tells the producer a group has pending trx (at most one outstanding wake-up per group).
     pub(crate) fn schedule(&self, entry: &GroupEntry) {
-        if entry.role == Role::Owner || entry.rules.is_producer(&self.identity.public()) {
-            if !entry.scheduled.swap(true, Ordering::AcqRel) {
-                let _ = self.produce_tx.send(entry.id());
-            }
+        let produces =
+            entry.role == Role::Owner || entry.rules.is_producer(&self.identity.public());
+        if produces && !entry.scheduled.swap(true, Ordering::AcqRel) {
+            let _ = self.produce_tx.send(entry.id());
         }
     }
 

@@ -103,7 +103,11 @@ pub struct Groups {
 
 impl Groups {
     pub fn get(&self, id: &GroupId) -> Option<Arc<GroupEntry>> {
-        self.map.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
     }
 
     pub fn insert(&self, entry: Arc<GroupEntry>) {
@@ -114,7 +118,10 @@ impl Groups {
     }
 
     pub fn remove(&self, id: &GroupId) -> Option<Arc<GroupEntry>> {
-        self.map.write().unwrap_or_else(|p| p.into_inner()).remove(id)
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
     }
 
     /// All groups, oldest joined first.

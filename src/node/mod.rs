@@ -73,7 +73,8 @@ impl Node {
         let engine = Arc::new(Engine::new(store.clone(), identity, produce_tx));
 
         for record in store.load_groups().await? {
-            let genesis = verify_genesis(record.genesis).context("stored genesis no longer verifies")?;
+            let genesis =
+                verify_genesis(record.genesis).context("stored genesis no longer verifies")?;
             let entry = Arc::new(GroupEntry::new(
                 genesis,
                 record.group_key,
@@ -194,7 +195,11 @@ fn read_passphrase(config: &Config) -> anyhow::Result<Option<SecretString>> {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("keys.passphrase_file {}", path.display()))?;
             let line = text.lines().next().unwrap_or("").to_string();
-            anyhow::ensure!(!line.is_empty(), "keys.passphrase_file {} is empty", path.display());
+            anyhow::ensure!(
+                !line.is_empty(),
+                "keys.passphrase_file {} is empty",
+                path.display()
+            );
             Ok(Some(SecretString::from(line)))
         }
         None => Ok(None),
@@ -210,15 +215,23 @@ fn resolve_token(config: &Config) -> anyhow::Result<(SecretString, TokenSource)>
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("api.token_file {}", path.display()))?;
         let token = text.trim().to_string();
-        anyhow::ensure!(token.len() >= 16, "api.token_file {}: token shorter than 16 characters", path.display());
+        anyhow::ensure!(
+            token.len() >= 16,
+            "api.token_file {}: token shorter than 16 characters",
+            path.display()
+        );
         return Ok((SecretString::from(token), TokenSource::File(path.clone())));
     }
     let path = config.token_path();
     match std::fs::read_to_string(&path) {
-        Ok(text) if text.trim().len() >= 16 => {
-            Ok((SecretString::from(text.trim().to_string()), TokenSource::Existing(path)))
-        }
-        Ok(_) => anyhow::bail!("{} is empty or too short; delete it to generate a new token", path.display()),
+        Ok(text) if text.trim().len() >= 16 => Ok((
+            SecretString::from(text.trim().to_string()),
+            TokenSource::Existing(path),
+        )),
+        Ok(_) => anyhow::bail!(
+            "{} is empty or too short; delete it to generate a new token",
+            path.display()
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let token = format!("rgt_{}", hex::encode(crate::crypto::random_bytes::<24>()));
             crate::util::write_private_file(&path, format!("{token}\n").as_bytes())
@@ -228,4 +241,3 @@ fn resolve_token(config: &Config) -> anyhow::Result<(SecretString, TokenSource)>
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
-

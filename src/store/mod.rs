@@ -29,7 +29,9 @@ pub enum StoreError {
     Duplicate(crate::chain::TrxId),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    #[error("database {path} was written by a newer rumgate (schema {found}, this build knows {known})")]
+    #[error(
+        "database {path} was written by a newer rumgate (schema {found}, this build knows {known})"
+    )]
     TooNew {
         path: PathBuf,
         found: i64,

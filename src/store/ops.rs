@@ -2,9 +2,7 @@
 
 use super::{Result, Store, StoreError};
 use crate::chain::encoding::{decode, encode};
-use crate::chain::{
-    Block, BlockBody, BlockHash, Genesis, GroupId, Head, Trx, TrxId, Verified,
-};
+use crate::chain::{Block, BlockBody, BlockHash, Genesis, GroupId, Head, Trx, TrxId, Verified};
 use crate::crypto::{GroupKey, Signature};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -148,7 +146,8 @@ impl Store {
 
     /// One joined group with its head.
     pub async fn load_group(&self, gid: GroupId) -> Result<Option<GroupRecord>> {
-        self.read(move |c| Ok(query_groups(c, Some(gid))?.pop())).await
+        self.read(move |c| Ok(query_groups(c, Some(gid))?.pop()))
+            .await
     }
 
     /// Stores a verified trx as pending. Fails with `Duplicate` if it is pending or included.
@@ -158,7 +157,9 @@ impl Store {
         let data = encode(&**trx);
         self.write(move |c| {
             let included: bool = c
-                .query_row("SELECT 1 FROM trx WHERE trx_id = ?1", [&id.0[..]], |_| Ok(()))
+                .query_row("SELECT 1 FROM trx WHERE trx_id = ?1", [&id.0[..]], |_| {
+                    Ok(())
+                })
                 .optional()?
                 .is_some();
             let inserted = !included
@@ -269,7 +270,12 @@ impl Store {
     }
 
     /// Included trx of a group after cursor `after` (exclusive), in chain order.
-    pub async fn list_trx(&self, gid: GroupId, after: i64, limit: usize) -> Result<Vec<IncludedTrx>> {
+    pub async fn list_trx(
+        &self,
+        gid: GroupId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<IncludedTrx>> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT seq, height, idx, data FROM trx
@@ -355,7 +361,12 @@ impl Store {
     }
 
     /// Block headers from `from` (inclusive), at most `limit`.
-    pub async fn list_blocks(&self, gid: GroupId, from: u64, limit: usize) -> Result<Vec<BlockSummary>> {
+    pub async fn list_blocks(
+        &self,
+        gid: GroupId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<BlockSummary>> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT height, hash, prev_hash, timestamp, producer, signature FROM blocks
@@ -487,11 +498,12 @@ fn block_at(c: &Connection, gid: GroupId, height: u64) -> Result<Option<Block>> 
     else {
         return Ok(None);
     };
-    let mut stmt = c.prepare_cached(
-        "SELECT data FROM trx WHERE group_id = ?1 AND height = ?2 ORDER BY idx",
-    )?;
+    let mut stmt =
+        c.prepare_cached("SELECT data FROM trx WHERE group_id = ?1 AND height = ?2 ORDER BY idx")?;
     let trxs = stmt
-        .query_map(params![&gid.0[..], height as i64], |r| r.get::<_, Vec<u8>>(0))?
+        .query_map(params![&gid.0[..], height as i64], |r| {
+            r.get::<_, Vec<u8>>(0)
+        })?
         .map(|d| decode_trx(&d?))
         .collect::<Result<Vec<_>>>()?;
     let sig: [u8; 64] = sig
