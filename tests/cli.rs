@@ -1,0 +1,202 @@
+//! The CLI as a user runs it: the real binary, `init`, `key encrypt`, group/post/posts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+const TOKEN: &str = "cli-test-token-0123456789";
+
+fn rumgate(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rumgate"));
+    cmd.args(args).env("RUST_LOG", "error");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run rumgate")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn spawn_run(dir: &Path, envs: &[(&str, &str)]) -> (Child, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rumgate"));
+    cmd.args(["run", "--api-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("node exited early").unwrap();
+        if let Some(u) = line.strip_prefix("API listening on ") {
+            break u.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
+
+#[test]
+fn init_creates_private_key_and_token_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = rumgate(&["init", "--data-dir", data.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("API token created in"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("node.key")), 0o600);
+    assert_eq!(mode(&data.join("api.token")), 0o600);
+    assert_eq!(mode(&data.join("rumgate.db")), 0o600);
+    let token = std::fs::read_to_string(data.join("api.token")).unwrap();
+    assert!(token.trim().len() >= 32);
+    // The token is never printed, only its location.
+    assert!(!stdout(&out).contains(token.trim()));
+    // A second init keeps the same identity and token.
+    let again = rumgate(&["init", "--data-dir", data.to_str().unwrap()], &[]);
+    assert!(stdout(&again).contains("API token in"));
+    let id = |o: &Output| stdout(o).lines().next().unwrap().to_string();
+    assert_eq!(id(&out), id(&again));
+}
+
+#[test]
+fn encrypted_key_needs_the_right_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let first = rumgate(&["init", "--data-dir", data], &[]);
+    assert!(first.status.success());
+    let node_line = stdout(&first).lines().next().unwrap().to_string();
+
+    let out = rumgate(&["key", "encrypt", "--data-dir", data], &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("RUMGATE_PASSPHRASE"),
+        "{}",
+        stderr(&out)
+    );
+    let out = rumgate(
+        &["key", "encrypt", "--data-dir", data],
+        &[("RUMGATE_PASSPHRASE", "open sesame")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key_file = std::fs::read_to_string(dir.path().join("node.key")).unwrap();
+    assert!(key_file.contains("\"encrypted\""));
+
+    let out = rumgate(&["init", "--data-dir", data], &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("is encrypted"), "{}", stderr(&out));
+    let out = rumgate(
+        &["init", "--data-dir", data],
+        &[("RUMGATE_PASSPHRASE", "wrong")],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("wrong passphrase"),
+        "{}",
+        stderr(&out)
+    );
+    let out = rumgate(
+        &["init", "--data-dir", data],
+        &[("RUMGATE_PASSPHRASE", "open sesame")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).lines().next().unwrap(),
+        node_line,
+        "same identity"
+    );
+}
+
+#[test]
+fn group_post_and_posts_commands_talk_to_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base) = spawn_run(dir.path(), &[("RUMGATE_API_TOKEN", TOKEN)]);
+    let env = [("RUMGATE_API", base.as_str()), ("RUMGATE_TOKEN", TOKEN)];
+
+    let out = rumgate(&["group", "create", "diary"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("seed: rum://seed?v=1"));
+    for text in ["one", "two", "three"] {
+        let out = rumgate(&["post", "diary", text], &env);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).ends_with(" pending\n"));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let lines = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "posts never showed up"
+        );
+        let out = rumgate(&["posts", "diary"], &env);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let s = stdout(&out);
+        if s.lines().count() == 3 {
+            break s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20)); // poll interval, not sync
+    };
+    let texts: Vec<_> = lines
+        .lines()
+        .map(|l| l.rsplit(": ").next().unwrap())
+        .collect();
+    assert_eq!(texts, ["one", "two", "three"]);
+
+    let out = rumgate(&["group", "list"], &env);
+    assert!(stdout(&out).contains("diary"));
+    assert!(stdout(&out).contains("owner"));
+    let out = rumgate(&["post", "nonexistent", "x"], &env);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no joined group is named"),
+        "{}",
+        stderr(&out)
+    );
+    let out = rumgate(&["group", "leave", "diary"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = rumgate(&["group", "list"], &env);
+    assert!(!stdout(&out).contains("diary"));
+
+    let wrong = [
+        ("RUMGATE_API", base.as_str()),
+        ("RUMGATE_TOKEN", "not-the-token-at-all"),
+    ];
+    let out = rumgate(&["group", "list"], &wrong);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("401"), "{}", stderr(&out));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn cli_reports_an_unreachable_node_clearly() {
+    let out = rumgate(
+        &["group", "list"],
+        &[
+            ("RUMGATE_API", "http://127.0.0.1:9"),
+            ("RUMGATE_TOKEN", TOKEN),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot reach the node"),
+        "{}",
+        stderr(&out)
+    );
+}
