@@ -1,7 +1,8 @@
 //! Command-line interface: `run` starts a node; the other commands talk to a running node's API.
 
-use crate::api::dto::{Accepted, GroupInfo, GroupList, PostList};
+use crate::api::dto::{Accepted, GroupInfo, GroupList, PostList, TokenInfo, TokenList};
 use crate::config::{Config, DEFAULT_DATA_DIR};
+use crate::node::feed::ItemView;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use serde::de::DeserializeOwned;
@@ -54,6 +55,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Follow a group's live stream; resumes after reconnects without gaps or repeats.
+    Tail {
+        #[command(flatten)]
+        api: ApiArgs,
+        group: String,
+        /// Start after this cursor [default: only new items].
+        #[arg(long)]
+        after: Option<String>,
+        /// Print each item as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create, list and revoke scoped API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Load generators that print their figures.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -140,6 +156,30 @@ pub enum GroupCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once.
+    Create {
+        #[command(flatten)]
+        api: ApiArgs,
+        name: String,
+        /// admin | read | post | post:<group_id> (repeatable).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        #[command(flatten)]
+        api: ApiArgs,
+        id: String,
+    },
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ApiArgs {
     /// Base URL of the node's API.
@@ -156,8 +196,8 @@ pub struct ApiArgs {
 /// A small typed client of the node's REST API.
 pub struct ApiClient {
     http: reqwest::Client,
-    base: String,
-    token: String,
+    pub(crate) base: String,
+    pub(crate) token: String,
 }
 
 impl ApiClient {
@@ -346,21 +386,154 @@ pub async fn posts_command(
         return Ok(());
     }
     let list: PostList = serde_json::from_value(list)?;
-    for item in &list.items {
-        let text = item
-            .object
-            .as_ref()
-            .and_then(|o| o.get("content"))
-            .and_then(|c| c.as_str())
-            .unwrap_or("<encrypted>");
-        println!(
-            "[{}] #{} {}: {}",
-            item.cursor,
-            item.height,
-            &item.sender[..8],
-            text
-        );
+    for post in &list.items {
+        let mut line = render_item(&post.item);
+        if post.deleted {
+            line.push_str(" (deleted)");
+        } else if post.edits > 0 {
+            line.push_str(" (edited)");
+        }
+        println!("{line}");
     }
     eprintln!("next cursor: {}", list.next_cursor);
     Ok(())
+}
+
+/// One line per item: `[cursor] #height sender: text`.
+pub fn render_item(item: &ItemView) -> String {
+    let text = match &item.object {
+        None => "<encrypted>".to_string(),
+        Some(o) => match o.get("type").and_then(|t| t.as_str()) {
+            Some("Note") => o["content"].as_str().unwrap_or_default().to_string(),
+            Some("Image") => format!("[image] {}", o["content"].as_str().unwrap_or_default()),
+            Some("Like") => format!("likes {}", o["object"].as_str().unwrap_or_default()),
+            Some("Delete") => format!("deleted {}", o["object"].as_str().unwrap_or_default()),
+            Some("Update") => format!(
+                "edited {}: {}",
+                o["object"]["id"].as_str().unwrap_or_default(),
+                o["object"]["content"].as_str().unwrap_or_default()
+            ),
+            _ => o.to_string(),
+        },
+    };
+    let sender = item.sender.get(..8).unwrap_or(&item.sender);
+    format!("[{}] #{} {}: {}", item.cursor, item.height, sender, text)
+}
+
+pub async fn token_command(cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Create { api, name, scopes } => {
+            let c = ApiClient::from_args(&api)?;
+            let t: TokenInfo = c
+                .post(
+                    "/api/v1/tokens",
+                    &serde_json::json!({"name": name, "scopes": scopes}),
+                )
+                .await?;
+            println!("{}", t.token.unwrap_or_default());
+            eprintln!(
+                "token {} ({}) with scopes {}: store it now, it is not shown again",
+                t.id,
+                t.name,
+                t.scopes.join(", ")
+            );
+        }
+        TokenCommand::List { api } => {
+            let c = ApiClient::from_args(&api)?;
+            let list: TokenList = c.get("/api/v1/tokens").await?;
+            for t in list.tokens {
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}  {:<20} {:<8} {}",
+                    t.id,
+                    t.name,
+                    state,
+                    t.scopes.join(",")
+                );
+            }
+        }
+        TokenCommand::Revoke { api, id } => {
+            let c = ApiClient::from_args(&api)?;
+            let t: TokenInfo = c.delete(&format!("/api/v1/tokens/{id}")).await?;
+            println!("revoked {}", t.id);
+        }
+    }
+    Ok(())
+}
+
+/// Follows the SSE stream, reconnecting with `Last-Event-ID` so nothing is missed or repeated.
+pub async fn tail_command(
+    api: ApiArgs,
+    group: String,
+    after: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let c = ApiClient::from_args(&api)?;
+    let id = c.resolve_group(&group).await?;
+    let mut cursor = match after {
+        Some(a) => a,
+        // Only new items: start at the group's current end.
+        None => {
+            c.get::<GroupInfo>(&format!("/api/v1/groups/{id}"))
+                .await?
+                .cursor
+        }
+    };
+    let http = reqwest::Client::builder().build()?;
+    let mut backoff = std::time::Duration::from_millis(500);
+    loop {
+        let mut req = http
+            .get(format!("{}/api/v1/groups/{id}/stream", c.base))
+            .bearer_auth(&c.token);
+        if !cursor.is_empty() {
+            req = req.header("Last-Event-ID", &cursor);
+        }
+        match req.send().await {
+            Ok(resp) if resp.status().is_success() => {
+                backoff = std::time::Duration::from_millis(500);
+                let mut events = eventsource_stream::Eventsource::eventsource(resp.bytes_stream());
+                while let Some(ev) = events.next().await {
+                    let Ok(ev) = ev else { break };
+                    match ev.event.as_str() {
+                        "resume" => {
+                            let v: serde_json::Value =
+                                serde_json::from_str(&ev.data).unwrap_or_default();
+                            if let Some(a) = v["after"].as_str() {
+                                cursor = a.to_string();
+                            }
+                            eprintln!("(server asked to resume from {cursor}; reconnecting)");
+                            break;
+                        }
+                        "error" => eprintln!("stream error: {}", ev.data),
+                        _ => {
+                            if json {
+                                println!("{}", ev.data);
+                            } else if let Ok(item) = serde_json::from_str::<ItemView>(&ev.data) {
+                                println!("{}", render_item(&item));
+                            }
+                            if !ev.id.is_empty() {
+                                cursor = ev.id;
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(resp) => {
+                let status = resp.status();
+                let body = resp.text().await.unwrap_or_default();
+                if status.is_client_error() {
+                    bail!("{status}: {body}");
+                }
+                eprintln!("(stream answered {status}; retrying)");
+            }
+            Err(e) => eprintln!("(cannot reach the node: {e}; retrying)"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
+    }
 }

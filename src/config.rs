@@ -30,6 +30,9 @@ pub struct ApiConfig {
     pub token_file: Option<PathBuf>,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
+    /// `/metrics` needs a token with the `read` scope (true), or is open to loopback clients
+    /// only (false) for a local Prometheus without credentials.
+    pub metrics_auth: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -76,6 +79,7 @@ impl Default for ApiConfig {
             token: None,
             token_file: None,
             max_body_bytes: 1024 * 1024,
+            metrics_auth: true,
         }
     }
 }

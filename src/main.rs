@@ -56,6 +56,13 @@ async fn main() -> anyhow::Result<()> {
             limit,
             json,
         } => cli::posts_command(api, group, after, limit, json).await?,
+        Command::Tail {
+            api,
+            group,
+            after,
+            json,
+        } => cli::tail_command(api, group, after, json).await?,
+        Command::Token(cmd) => cli::token_command(cmd).await?,
         Command::Bench(cmd) => {
             init_tracing("warn");
             rumgate::bench::run(cmd).await?

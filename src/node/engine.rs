@@ -1,15 +1,24 @@
 //! The engine: group lifecycle and posting on top of the chain rules and the store.
 
+use super::feed::{open_post, Batch, FeedItem, Hub, ItemView};
 use super::groups::{GroupEntry, Groups, Role};
-use crate::chain::object;
+use crate::chain::object::{self, RefKind};
 use crate::chain::seed::{Seed, VerifiedSeed};
 use crate::chain::verify::{verify_genesis, verify_trx};
+use crate::chain::{Block, Verified};
 use crate::chain::{
     Consensus, Genesis, GenesisBody, GroupId, GroupKind, Trx, TrxId, PROTOCOL_VERSION,
 };
 use crate::crypto::{random_bytes, GroupKey, Identity};
 use crate::error::NodeError;
+use crate::metrics::Metrics;
 use crate::store::{Committed, JoinOutcome, Store};
+use crate::store::{IdempotencyKey, Submitted};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
 use crate::util::now_ms;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -30,6 +39,31 @@ pub struct Engine {
     pub(crate) groups: Groups,
     produce_tx: mpsc::UnboundedSender<GroupId>,
     events: broadcast::Sender<ChainEvent>,
+    hub: Hub,
+    metrics: Arc<Metrics>,
+    waiters: Mutex<HashMap<TrxId, Vec<oneshot::Sender<Inclusion>>>>,
+}
+
+/// Where a trx was included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inclusion {
+    pub height: u64,
+    pub cursor: i64,
+}
+
+/// Options of a post beyond the object itself.
+#[derive(Debug, Default, Clone)]
+pub struct PostOptions {
+    pub idempotency: Option<IdempotencyKey>,
+    /// Where a bridged message came from (set by gateways).
+    pub origin: Option<serde_json::Value>,
+}
+
+/// Result of a post: the trx id, and whether an idempotency key matched an earlier post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Posted {
+    pub trx_id: TrxId,
+    pub replayed: bool,
 }
 
 /// Outcome of a join, so the API can answer 201 or 200.
@@ -43,6 +77,7 @@ impl Engine {
         store: Store,
         identity: Identity,
         produce_tx: mpsc::UnboundedSender<GroupId>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             store,
@@ -50,7 +85,18 @@ impl Engine {
             groups: Groups::default(),
             produce_tx,
             events: broadcast::channel(4096).0,
+            hub: Hub::default(),
+            metrics,
+            waiters: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
     }
 
     pub fn public_key(&self) -> [u8; 32] {
@@ -120,6 +166,7 @@ impl Engine {
             Vec::new(),
             now_ms(),
             crate::chain::Head::genesis(gid, created_at),
+            0,
             &self.identity.public(),
         ));
         self.groups.insert(entry.clone());
@@ -166,6 +213,7 @@ impl Engine {
             record.bootstrap,
             record.joined_at,
             record.head,
+            record.last_cursor,
             &self.identity.public(),
         ));
         self.load_pending_into(&entry).await?;
@@ -189,13 +237,21 @@ impl Engine {
     }
 
     /// Validates, signs, verifies and durably stores a POST; returns once it is acknowledged.
-    pub async fn post(&self, id: &GroupId, object: serde_json::Value) -> Result<TrxId, NodeError> {
+    pub async fn post(
+        &self,
+        id: &GroupId,
+        object: serde_json::Value,
+        opts: PostOptions,
+    ) -> Result<Posted, NodeError> {
         let entry = self.group(id)?;
         let key = entry.key.as_ref().ok_or(NodeError::NoGroupKey(*id))?;
-        let object = object::normalize(object)?;
+        let normalized = object::normalize(object)?;
+        if let Some((kind, target)) = &normalized.reference {
+            self.check_reference(&entry, *kind, target).await?;
+        }
         let payload = object::PostPayload {
-            object,
-            origin: None,
+            object: normalized.object,
+            origin: opts.origin,
         };
         let plaintext = serde_json::to_vec(&payload)
             .map_err(|e| NodeError::Invalid(format!("object does not serialise: {e}")))?;
@@ -203,10 +259,195 @@ impl Engine {
         let trx = Trx::new_post(&self.identity, *id, key, &plaintext, now, random_bytes());
         let verified = verify_trx(trx, &entry.rules, now)?;
         let trx_id = verified.id();
-        self.store.insert_pending(&verified, now).await?;
+        match self
+            .store
+            .submit_pending(&verified, now, opts.idempotency)
+            .await?
+        {
+            Submitted::Existing(existing) => Ok(Posted {
+                trx_id: existing,
+                replayed: true,
+            }),
+            Submitted::New => {
+                self.metrics.trx_ingested.inc();
+                entry.lock().pending.push_back(verified);
+                self.schedule(&entry);
+                Ok(Posted {
+                    trx_id,
+                    replayed: false,
+                })
+            }
+        }
+    }
+
+    /// Accepts a trx signed elsewhere (a peer, another identity): verifies, stores as pending
+    /// and queues it for the producer.
+    pub async fn accept_trx(&self, trx: Trx) -> Result<TrxId, NodeError> {
+        let entry = self.group(&trx.body.group_id)?;
+        let now = now_ms();
+        let verified = verify_trx(trx, &entry.rules, now)?;
+        let trx_id = verified.id();
+        self.store.submit_pending(&verified, now, None).await?;
+        self.metrics.trx_ingested.inc();
         entry.lock().pending.push_back(verified);
         self.schedule(&entry);
         Ok(trx_id)
+    }
+
+    /// References must point at an existing item of the same group; updates only from the
+    /// original sender, deletes from the original sender or the owner.
+    async fn check_reference(
+        &self,
+        entry: &GroupEntry,
+        kind: RefKind,
+        target: &str,
+    ) -> Result<(), NodeError> {
+        let field = match kind {
+            RefKind::Reply => "inReplyTo",
+            _ => "object",
+        };
+        let unknown = || NodeError::UnknownReference {
+            field,
+            id: target.to_string(),
+        };
+        let tid = TrxId::from_hex(target).ok_or_else(unknown)?;
+        let original = self
+            .store
+            .trx_in_group(entry.id(), tid)
+            .await?
+            .ok_or_else(unknown)?;
+        let is_content = open_post(&original, entry.key.as_ref())
+            .is_some_and(|p| object::is_content_type(&p.object));
+        if !is_content {
+            return Err(NodeError::Invalid(format!(
+                "{field} {target} is not a Note or Image"
+            )));
+        }
+        let me = self.identity.public();
+        match kind {
+            RefKind::Update if original.body.sender != me => Err(NodeError::Forbidden(format!(
+                "only the original sender may update {target}"
+            ))),
+            RefKind::Delete if original.body.sender != me && entry.rules.owner != me => {
+                Err(NodeError::Forbidden(format!(
+                    "only the original sender or the group owner may delete {target}"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits until `trx_id` is included, up to `timeout`.
+    pub async fn wait_included(&self, trx_id: TrxId, timeout: Duration) -> Option<Inclusion> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(trx_id)
+            .or_default()
+            .push(tx);
+        // It may have been included before we registered.
+        if let Ok(Some(crate::store::TrxStatus::Included(r))) = self.store.trx_status(trx_id).await
+        {
+            self.waiters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&trx_id);
+            return Some(Inclusion {
+                height: r.height,
+                cursor: r.seq,
+            });
+        }
+        let result = tokio::time::timeout(timeout, rx)
+            .await
+            .ok()
+            .and_then(Result::ok);
+        if result.is_none() {
+            let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(list) = w.get_mut(&trx_id) {
+                list.retain(|s| !s.is_closed());
+                if list.is_empty() {
+                    w.remove(&trx_id);
+                }
+            }
+        }
+        result
+    }
+
+    /// Stores a verified block of a joined group: indexes its references, commits, advances the
+    /// head, feeds live subscribers and wakes waiters. The one path for every stored block.
+    pub async fn store_block(
+        &self,
+        entry: &GroupEntry,
+        block: &Verified<Block>,
+    ) -> Result<Arc<Committed>, NodeError> {
+        let payloads: Vec<_> = block
+            .body
+            .trxs
+            .iter()
+            .map(|t| open_post(t, entry.key.as_ref()))
+            .collect();
+        let refs = block
+            .body
+            .trxs
+            .iter()
+            .zip(&payloads)
+            .filter_map(|(t, p)| {
+                let (kind, target) = object::reference_of(&p.as_ref()?.object)?;
+                Some((t.trx_id(), kind, TrxId::from_hex(&target)?))
+            })
+            .collect();
+        let committed = Arc::new(self.store.commit_block_with_refs(block, refs).await?);
+        {
+            let mut st = entry.lock();
+            st.head = crate::chain::Head {
+                height: block.body.height,
+                hash: block.hash(),
+                timestamp: block.body.timestamp,
+            };
+            if let Some((_, seq)) = committed.trx.last() {
+                st.last_cursor = *seq;
+            }
+        }
+        self.metrics.trx_included.inc_by(committed.trx.len() as u64);
+        if self.hub.has_subscribers(&entry.id()) {
+            let items = block
+                .body
+                .trxs
+                .iter()
+                .zip(payloads)
+                .zip(&committed.trx)
+                .filter(|((t, _), _)| t.body.kind == crate::chain::TrxKind::Post)
+                .map(|((t, p), (_, seq))| {
+                    FeedItem::from_view(&ItemView::new(*seq, block.body.height, t, p))
+                })
+                .collect();
+            self.hub.publish(Batch {
+                group_id: entry.id(),
+                prev: committed.prev_seq,
+                items,
+            });
+        }
+        self.resolve_waiters(&committed);
+        self.publish(ChainEvent::Included(committed.clone()));
+        Ok(committed)
+    }
+
+    fn resolve_waiters(&self, c: &Committed) {
+        let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        if w.is_empty() {
+            return;
+        }
+        for (id, seq) in &c.trx {
+            if let Some(list) = w.remove(id) {
+                for tx in list {
+                    let _ = tx.send(Inclusion {
+                        height: c.height,
+                        cursor: *seq,
+                    });
+                }
+            }
+        }
     }
 
     /// Tells the producer a group has pending trx (at most one outstanding wake-up per group).

@@ -1,10 +1,11 @@
 //! The `Node` handle: starts the store, keys, producer and API; owns every task; shuts down.
 
 mod engine;
+pub mod feed;
 mod groups;
 mod producer;
 
-pub use engine::{ChainEvent, Engine, Joined};
+pub use engine::{ChainEvent, Engine, Inclusion, Joined, PostOptions, Posted};
 pub use groups::{GroupEntry, Role};
 
 use crate::api;
@@ -70,7 +71,8 @@ impl Node {
         let store = Store::open(&config.db_path())
             .with_context(|| format!("opening {}", config.db_path().display()))?;
         let (produce_tx, produce_rx) = tokio::sync::mpsc::unbounded_channel();
-        let engine = Arc::new(Engine::new(store.clone(), identity, produce_tx));
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let engine = Arc::new(Engine::new(store.clone(), identity, produce_tx, metrics));
 
         for record in store.load_groups().await? {
             let genesis =
@@ -81,6 +83,7 @@ impl Node {
                 record.bootstrap,
                 record.joined_at,
                 record.head,
+                record.last_cursor,
                 &engine.public_key(),
             ));
             engine.load_pending_into(&entry).await?;
@@ -100,17 +103,22 @@ impl Node {
             config.batch_window(),
             cancel.clone(),
         ));
-        let router = api::router(api::ApiState::new(
-            engine.clone(),
-            token,
-            api_addr,
-            config.api.max_body_bytes,
-        ));
+        tasks.spawn(maintenance(engine.clone(), cancel.clone()));
+        let api_state =
+            api::ApiState::new(engine.clone(), token, api_addr, config.api.max_body_bytes)
+                .with_cancel(cancel.clone())
+                .with_metrics_auth(config.api.metrics_auth)
+                .load_tokens()
+                .await?;
+        let router = api::router(api_state);
         let api_cancel = cancel.clone();
         tasks.spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { api_cancel.cancelled().await })
-                .await;
+            let served = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { api_cancel.cancelled().await })
+            .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "API server stopped");
             }
@@ -169,6 +177,23 @@ impl Node {
         }
         self.engine.store.close().await;
         tracing::info!("rumgate node stopped");
+    }
+}
+
+/// Periodic housekeeping: forget idempotency keys older than 24 h.
+async fn maintenance(engine: Arc<Engine>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tick.tick() => {
+                match engine.store().purge_idempotency(crate::util::now_ms()).await {
+                    Ok(n) if n > 0 => tracing::info!(removed = n, "expired idempotency keys"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "idempotency cleanup failed"),
+                }
+            }
+        }
     }
 }
 

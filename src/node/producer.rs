@@ -1,8 +1,8 @@
 //! The POA producer loop: turns pending trx of groups this node produces into signed blocks.
 
-use super::engine::{ChainEvent, Engine};
+use super::engine::Engine;
 use crate::chain::verify::produce_block;
-use crate::chain::{Head, MAX_BLOCK_BYTES};
+use crate::chain::MAX_BLOCK_BYTES;
 use crate::util::now_ms;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -93,20 +93,15 @@ async fn produce_pending(engine: &Engine, gid: crate::chain::GroupId) -> bool {
                 continue;
             }
         };
-        match engine.store.commit_block(&block).await {
-            Ok(committed) => {
+        match engine.store_block(&entry, &block).await {
+            Ok(_) => {
                 {
                     let mut st = entry.lock();
                     let n = taken.min(st.pending.len());
                     st.pending.drain(..n);
-                    st.head = Head {
-                        height: block.body.height,
-                        hash: block.hash(),
-                        timestamp: block.body.timestamp,
-                    };
                 }
+                engine.metrics().blocks_produced.inc();
                 tracing::debug!(group = %gid, height = block.body.height, trx = taken, "produced block");
-                engine.publish(ChainEvent::Included(Arc::new(committed)));
             }
             Err(e) => {
                 tracing::error!(group = %gid, error = %e, "block commit failed; trx stay pending");

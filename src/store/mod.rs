@@ -3,10 +3,12 @@
 //! Every write is a job run inside a savepoint of the writer's current transaction; jobs queued
 //! together share one `COMMIT` (one fsync), and each caller hears back only after that commit.
 
+mod api_ops;
 mod migrations;
 mod ops;
 mod pool;
 
+pub use api_ops::*;
 pub use ops::*;
 
 use pool::ReaderPool;
@@ -39,6 +41,8 @@ pub enum StoreError {
     },
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    IdempotencyMismatch(String),
 }
 
 impl From<rusqlite::Error> for StoreError {

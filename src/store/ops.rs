@@ -14,6 +14,8 @@ pub struct GroupRecord {
     pub bootstrap: Vec<String>,
     pub joined_at: u64,
     pub head: Head,
+    /// Cursor of the latest included trx (0 if none).
+    pub last_cursor: i64,
 }
 
 /// One included trx with its position.
@@ -37,6 +39,8 @@ pub enum TrxStatus {
 #[derive(Debug, Clone)]
 pub struct Committed {
     pub group_id: GroupId,
+    /// The group's last cursor before this block (0 if none): lets subscribers detect gaps.
+    pub prev_seq: i64,
     pub height: u64,
     pub hash: BlockHash,
     pub trx: Vec<(TrxId, i64)>,
@@ -194,6 +198,16 @@ impl Store {
     /// Stores a verified block and its trx, removing them from pending, in one transaction.
     /// Fails (storing nothing) if the height is taken or any trx was already included.
     pub async fn commit_block(&self, block: &Verified<Block>) -> Result<Committed> {
+        self.commit_block_with_refs(block, Vec::new()).await
+    }
+
+    /// As `commit_block`, also recording which earlier item each trx refers to
+    /// (`(trx, kind, target)`, computed by the caller from the decrypted payloads).
+    pub async fn commit_block_with_refs(
+        &self,
+        block: &Verified<Block>,
+        refs: Vec<(TrxId, crate::chain::object::RefKind, TrxId)>,
+    ) -> Result<Committed> {
         let hash = block.hash();
         let b = &block.body;
         let gid = b.group_id;
@@ -236,6 +250,11 @@ impl Store {
                     "block {height} of group {gid} is already stored"
                 )));
             }
+            let prev_seq: i64 = c.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM trx WHERE group_id = ?1",
+                [&gid.0[..]],
+                |r| r.get(0),
+            )?;
             let mut ins = c.prepare_cached(
                 "INSERT OR IGNORE INTO trx (trx_id, group_id, height, idx, kind, sender, timestamp, data)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -259,7 +278,27 @@ impl Store {
                 out.push((*id, c.last_insert_rowid()));
                 del.execute([&id.0[..]])?;
             }
+            if !refs.is_empty() {
+                let mut r = c.prepare_cached(
+                    "INSERT OR IGNORE INTO refs (trx_id, group_id, kind, target, sender, seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for (id, kind, target) in &refs {
+                    let Some(pos) = out.iter().position(|(t, _)| t == id) else {
+                        continue;
+                    };
+                    r.execute(params![
+                        &id.0[..],
+                        &gid.0[..],
+                        kind.as_str(),
+                        &target.0[..],
+                        &trxs[pos].1.body.sender[..],
+                        out[pos].1
+                    ])?;
+                }
+            }
             Ok(Committed {
+                prev_seq,
                 group_id: gid,
                 height,
                 hash,
@@ -441,7 +480,13 @@ fn query_groups(c: &Connection, only: Option<GroupId>) -> Result<Vec<GroupRecord
                 .map(|k| blob32(k, "group key").map(GroupKey::from_bytes))
                 .transpose()?;
             let head = head_of(c, &genesis)?;
+            let last_cursor: i64 = c.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM trx WHERE group_id = ?1",
+                [&genesis.group_id().0[..]],
+                |r| r.get(0),
+            )?;
             Ok(GroupRecord {
+                last_cursor,
                 group_key,
                 bootstrap: serde_json::from_str(&bootstrap).unwrap_or_default(),
                 joined_at: joined_at as u64,
