@@ -754,3 +754,53 @@ async fn openapi_documents_every_route_the_router_serves() {
     );
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_that_falls_behind_is_told_to_resume_from_its_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path());
+    cfg.api.stream_buffer = 2;
+    let node = Node::start(cfg).await.unwrap();
+    let api = Api::new(&node);
+    let gid = api.group("slow").await;
+    let first = api.note_wait(&gid, json!({"content": "first"})).await;
+    let g = rumgate::chain::GroupId::from_hex(&gid).unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let mut sub = rumgate::api::stream::subscribe(node.engine().clone(), g, 0, cancel.clone());
+    let got = sub.next().await.unwrap();
+    let rumgate::api::stream::StreamMsg::Item(item) = got else {
+        panic!("{got:?}")
+    };
+    assert_eq!(item.cursor.to_string(), first["cursor"].as_str().unwrap());
+    // The client stops reading while more blocks than the buffer holds are produced.
+    for i in 0..5 {
+        api.note_wait(&gid, json!({"content": format!("more {i}")}))
+            .await;
+    }
+    let got = sub.next().await.unwrap();
+    let rumgate::api::stream::StreamMsg::Resume { after, .. } = got else {
+        panic!("expected resume, got {got:?}")
+    };
+    assert_eq!(
+        after, item.cursor,
+        "resume from the last item the client received"
+    );
+    assert!(sub.next().await.is_none(), "the lagging subscription ends");
+    // Resuming from that cursor yields exactly the five missed items.
+    let mut s = rumgate::api::stream::subscribe(node.engine().clone(), g, after, cancel);
+    let mut texts = Vec::new();
+    while texts.len() < 5 {
+        match s.next().await.unwrap() {
+            rumgate::api::stream::StreamMsg::Item(i) => {
+                let v: Value = serde_json::from_str(&i.json).unwrap();
+                texts.push(v["object"]["content"].as_str().unwrap().to_string());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        texts,
+        (0..5).map(|i| format!("more {i}")).collect::<Vec<_>>()
+    );
+    node.shutdown().await;
+}

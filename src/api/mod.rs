@@ -7,7 +7,7 @@ pub mod dto;
 pub mod error;
 mod groups;
 mod posts;
-mod stream;
+pub mod stream;
 mod tokens;
 
 pub use auth::Scope;

@@ -78,6 +78,7 @@ impl Engine {
         identity: Identity,
         produce_tx: mpsc::UnboundedSender<GroupId>,
         metrics: Arc<Metrics>,
+        feed_buffer: usize,
     ) -> Self {
         Self {
             store,
@@ -85,7 +86,7 @@ impl Engine {
             groups: Groups::default(),
             produce_tx,
             events: broadcast::channel(4096).0,
-            hub: Hub::default(),
+            hub: Hub::with_capacity(feed_buffer),
             metrics,
             waiters: Mutex::new(HashMap::new()),
         }

@@ -87,17 +87,31 @@ pub struct Batch {
     pub items: Vec<FeedItem>,
 }
 
-#[derive(Default)]
 pub struct Hub {
     feeds: Mutex<HashMap<GroupId, broadcast::Sender<Arc<Batch>>>>,
+    capacity: usize,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::with_capacity(FEED_BUFFER)
+    }
 }
 
 impl Hub {
+    /// `capacity`: batches buffered per group before a lagging subscriber is told to resume.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            feeds: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
     pub fn subscribe(&self, gid: GroupId) -> broadcast::Receiver<Arc<Batch>> {
         let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
         feeds
             .entry(gid)
-            .or_insert_with(|| broadcast::channel(FEED_BUFFER).0)
+            .or_insert_with(|| broadcast::channel(self.capacity).0)
             .subscribe()
     }
 

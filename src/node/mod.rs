@@ -72,7 +72,13 @@ impl Node {
             .with_context(|| format!("opening {}", config.db_path().display()))?;
         let (produce_tx, produce_rx) = tokio::sync::mpsc::unbounded_channel();
         let metrics = Arc::new(crate::metrics::Metrics::new());
-        let engine = Arc::new(Engine::new(store.clone(), identity, produce_tx, metrics));
+        let engine = Arc::new(Engine::new(
+            store.clone(),
+            identity,
+            produce_tx,
+            metrics,
+            config.api.stream_buffer,
+        ));
 
         for record in store.load_groups().await? {
             let genesis =
