@@ -469,7 +469,12 @@ impl Engine {
             let id = trx.trx_id();
             match verify_trx(trx, &entry.rules, now) {
                 Ok(v) => ok.push(v),
-                Err(e) => tracing::warn!(trx = %id, error = %e, "dropping invalid pending trx"),
+                Err(e) => {
+                    tracing::warn!(trx = %id, error = %e, "rejecting invalid pending trx");
+                    self.store
+                        .reject_pending(id, entry.id(), e.to_string(), now)
+                        .await?;
+                }
             }
         }
         entry.lock().pending.extend(ok);

@@ -68,29 +68,34 @@ async fn produce_pending(engine: &Engine, gid: crate::chain::GroupId) -> bool {
         return true;
     }
     loop {
-        let (batch, head) = {
+        let (batch, taken, head) = {
             let st = entry.lock();
             let mut size = BLOCK_OVERHEAD;
             let mut batch = Vec::new();
+            let mut ids = std::collections::HashSet::new();
+            let mut taken = 0;
             for t in st.pending.iter() {
                 size += t.encoded_len() + 4;
                 if size > MAX_BLOCK_BYTES && !batch.is_empty() {
                     break;
                 }
-                batch.push(t.clone());
+                taken += 1;
+                // The same trx queued twice is included once.
+                if ids.insert(t.id()) {
+                    batch.push(t.clone());
+                }
             }
-            (batch, st.head)
+            (batch, taken, st.head)
         };
         if batch.is_empty() {
             return true;
         }
-        let taken = batch.len();
         let block = match produce_block(&engine.identity, &entry.rules, &head, batch, now_ms()) {
             Ok(b) => b,
             Err(e) => {
-                tracing::error!(group = %gid, error = %e, "cannot build block; dropping the batch from the queue");
-                entry.lock().pending.drain(..taken);
-                continue;
+                // Not a property of any one trx (those were verified on entry): retry later.
+                tracing::error!(group = %gid, error = %e, "cannot build a block; will retry");
+                return false;
             }
         };
         match engine.store_block(&entry, &block).await {

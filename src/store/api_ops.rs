@@ -106,6 +106,25 @@ impl Store {
         .await
     }
 
+    /// Moves a pending trx to `rejected` with the reason (shown by `GET /api/v1/trx/{id}`).
+    pub async fn reject_pending(
+        &self,
+        id: TrxId,
+        gid: GroupId,
+        reason: String,
+        now_ms: u64,
+    ) -> Result<()> {
+        self.write(move |c| {
+            c.execute("DELETE FROM pending WHERE trx_id = ?1", [&id.0[..]])?;
+            c.execute(
+                "INSERT OR REPLACE INTO rejected (trx_id, group_id, reason, rejected_at) VALUES (?1, ?2, ?3, ?4)",
+                params![&id.0[..], &gid.0[..], reason, now_ms as i64],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Forgets idempotency keys older than the TTL.
     pub async fn purge_idempotency(&self, now_ms: u64) -> Result<usize> {
         let cutoff = now_ms.saturating_sub(IDEMPOTENCY_TTL_MS) as i64;
