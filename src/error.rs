@@ -25,6 +25,8 @@ pub enum NodeError {
     UnknownReference { field: &'static str, id: String },
     #[error("forbidden: {0}")]
     Forbidden(String),
+    #[error("{1}")]
+    NotFound(&'static str, String),
     #[error("{0}")]
     IdempotencyMismatch(String),
     #[error("storage: {0}")]

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod gateways;
 pub mod metrics;
 pub mod node;
 pub mod store;

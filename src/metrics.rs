@@ -16,6 +16,11 @@ pub struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LinkLabels {
+    pub link: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StreamLabels {
     pub kind: &'static str,
 }
@@ -27,6 +32,8 @@ pub struct Metrics {
     pub blocks_produced: Counter,
     pub api_latency: Family<RouteLabels, Histogram>,
     pub stream_clients: Family<StreamLabels, Gauge>,
+    pub link_outbox_depth: Family<LinkLabels, Gauge>,
+    pub link_health: Family<LinkLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -71,7 +78,21 @@ impl Metrics {
             "Connected live-stream clients (sse, ws)",
             stream_clients.clone(),
         );
+        let link_outbox_depth = Family::<LinkLabels, Gauge>::default();
+        registry.register(
+            "link_outbox_depth",
+            "Items waiting for delivery per gateway link",
+            link_outbox_depth.clone(),
+        );
+        let link_health = Family::<LinkLabels, Gauge>::default();
+        registry.register(
+            "link_health",
+            "Gateway link health: 0 ok, 1 degraded, 2 failing",
+            link_health.clone(),
+        );
         Self {
+            link_outbox_depth,
+            link_health,
             registry,
             trx_ingested,
             trx_included,
@@ -86,6 +107,14 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+
+    pub fn link_gauges(&self, link: &str, depth: i64, health: i64) {
+        let l = LinkLabels {
+            link: link.to_string(),
+        };
+        self.link_outbox_depth.get_or_create(&l).set(depth);
+        self.link_health.get_or_create(&l).set(health);
     }
 
     /// Counts a connected stream client until the guard drops.

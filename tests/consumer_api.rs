@@ -711,6 +711,15 @@ async fn openapi_documents_every_route_the_router_serves() {
         ("get", "/api/v1/tokens"),
         ("post", "/api/v1/tokens"),
         ("delete", "/api/v1/tokens/{token_id}"),
+        ("get", "/api/v1/gateways"),
+        ("post", "/api/v1/gateways"),
+        ("delete", "/api/v1/gateways/{gateway_id}"),
+        ("get", "/api/v1/links"),
+        ("post", "/api/v1/links"),
+        ("get", "/api/v1/links/{link_id}"),
+        ("delete", "/api/v1/links/{link_id}"),
+        ("post", "/api/v1/links/{link_id}/retry"),
+        ("post", "/hooks/{link_id}"),
     ];
     for (m, p) in contract {
         assert!(
@@ -727,7 +736,9 @@ async fn openapi_documents_every_route_the_router_serves() {
                 .replace("{group_id}", &gid)
                 .replace("{trx_id}", &"0".repeat(64))
                 .replace("{height}", "1")
-                .replace("{token_id}", "tok_missing");
+                .replace("{token_id}", "tok_missing")
+                .replace("{gateway_id}", "gw_missing")
+                .replace("{link_id}", "lnk_missing");
             let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let resp = api
                 .http

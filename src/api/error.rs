@@ -73,6 +73,7 @@ impl From<NodeError> for ApiError {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_reference", msg)
             }
             NodeError::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", msg),
+            NodeError::NotFound(code, _) => Self::not_found(code, msg),
             NodeError::IdempotencyMismatch(_) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
@@ -80,6 +81,9 @@ impl From<NodeError> for ApiError {
             ),
             NodeError::ShuttingDown => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", msg)
+            }
+            NodeError::Store(crate::store::StoreError::Conflict(m)) => {
+                Self::new(StatusCode::CONFLICT, "conflict", m)
             }
             NodeError::Store(inner) => {
                 tracing::error!(error = %inner, "storage error while serving a request");

@@ -5,6 +5,7 @@
 mod auth;
 pub mod dto;
 pub mod error;
+mod gateways;
 mod groups;
 mod posts;
 pub mod stream;
@@ -38,6 +39,7 @@ pub struct ApiState {
     pub(crate) max_body_bytes: usize,
     pub(crate) cancel: CancellationToken,
     pub(crate) metrics_auth: bool,
+    pub(crate) gateways: Option<Arc<crate::gateways::Gateways>>,
     openapi: Arc<str>,
 }
 
@@ -55,6 +57,7 @@ impl ApiState {
             max_body_bytes,
             cancel: CancellationToken::new(),
             metrics_auth: true,
+            gateways: None,
             openapi: Arc::from(""),
         }
     }
@@ -62,6 +65,11 @@ impl ApiState {
     /// Streams end when this token is cancelled (node shutdown).
     pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
         self.cancel = cancel;
+        self
+    }
+
+    pub fn with_gateways(mut self, gateways: Arc<crate::gateways::Gateways>) -> Self {
+        self.gateways = Some(gateways);
         self
     }
 
@@ -100,7 +108,7 @@ impl Modify for BearerAuth {
     components(schemas(error::ErrorBody)),
     tags(
         (name = "node"), (name = "groups"), (name = "posts"), (name = "stream"),
-        (name = "chain"), (name = "tokens"), (name = "ops")
+        (name = "chain"), (name = "tokens"), (name = "gateways"), (name = "ops")
     )
 )]
 struct ApiDoc;
@@ -110,7 +118,8 @@ fn routes(state: &ApiState) -> OpenApiRouter<ApiState> {
     let public = OpenApiRouter::new()
         .routes(routes!(health))
         .routes(routes!(metrics))
-        .routes(routes!(openapi_json));
+        .routes(routes!(openapi_json))
+        .routes(routes!(gateways::hook));
     let authed = OpenApiRouter::new()
         .routes(routes!(groups::node_info))
         .routes(routes!(groups::list, groups::create))
@@ -125,6 +134,11 @@ fn routes(state: &ApiState) -> OpenApiRouter<ApiState> {
         .routes(routes!(posts::trx))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(gateways::list_gateways, gateways::create_gateway))
+        .routes(routes!(gateways::delete_gateway))
+        .routes(routes!(gateways::list_links, gateways::create_link))
+        .routes(routes!(gateways::link, gateways::delete_link))
+        .routes(routes!(gateways::retry_link))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -87,7 +87,7 @@ pub async fn create(
             object,
             PostOptions {
                 idempotency,
-                origin: None,
+                ..PostOptions::default()
             },
         )
         .await?;

@@ -13,7 +13,7 @@ use crate::crypto::{random_bytes, GroupKey, Identity};
 use crate::error::NodeError;
 use crate::metrics::Metrics;
 use crate::store::{Committed, JoinOutcome, Store};
-use crate::store::{IdempotencyKey, Submitted};
+use crate::store::{IdempotencyKey, InboundKey, Submitted};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -57,6 +57,8 @@ pub struct PostOptions {
     pub idempotency: Option<IdempotencyKey>,
     /// Where a bridged message came from (set by gateways).
     pub origin: Option<serde_json::Value>,
+    /// The remote message this post bridges: stored once per group, ever.
+    pub inbound: Option<InboundKey>,
 }
 
 /// Result of a post: the trx id, and whether an idempotency key matched an earlier post.

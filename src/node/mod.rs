@@ -36,6 +36,7 @@ pub enum TokenSource {
 
 pub struct Node {
     engine: Arc<Engine>,
+    gateways: Arc<crate::gateways::Gateways>,
     cancel: CancellationToken,
     tasks: TaskTracker,
     api_addr: SocketAddr,
@@ -110,9 +111,12 @@ impl Node {
             cancel.clone(),
         ));
         tasks.spawn(maintenance(engine.clone(), cancel.clone()));
+        let gateways =
+            crate::gateways::Gateways::start(engine.clone(), tasks.clone(), cancel.clone()).await?;
         let api_state =
             api::ApiState::new(engine.clone(), token, api_addr, config.api.max_body_bytes)
                 .with_cancel(cancel.clone())
+                .with_gateways(gateways.clone())
                 .with_metrics_auth(config.api.metrics_auth)
                 .load_tokens()
                 .await?;
@@ -142,6 +146,7 @@ impl Node {
         );
         Ok(Node {
             engine,
+            gateways,
             cancel,
             tasks,
             api_addr,
@@ -156,6 +161,10 @@ impl Node {
 
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    pub fn gateways(&self) -> &Arc<crate::gateways::Gateways> {
+        &self.gateways
     }
 
     pub fn token_source(&self) -> &TokenSource {
@@ -174,6 +183,7 @@ impl Node {
     /// Stops accepting work, lets tasks finish within the grace period, then closes the store.
     pub async fn shutdown(self) {
         self.cancel.cancel();
+        self.gateways.shutdown().await;
         self.tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait())
             .await

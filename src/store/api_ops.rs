@@ -16,6 +16,14 @@ pub struct IdempotencyKey {
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_TTL_MS: u64 = 24 * 60 * 60 * 1000;
 
+/// A remote message identity: a message bridged in once per group, whatever happens.
+#[derive(Debug, Clone)]
+pub struct InboundKey {
+    pub gateway_id: String,
+    pub chat: String,
+    pub remote_id: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Submitted {
     /// Stored now as pending.
@@ -54,10 +62,42 @@ impl Store {
         now_ms: u64,
         idem: Option<IdempotencyKey>,
     ) -> Result<Submitted> {
+        self.submit_pending_from(trx, now_ms, idem, None).await
+    }
+
+    /// As `submit_pending`, also recording (or finding) the remote message it bridges.
+    pub async fn submit_pending_from(
+        &self,
+        trx: &Verified<Trx>,
+        now_ms: u64,
+        idem: Option<IdempotencyKey>,
+        inbound: Option<InboundKey>,
+    ) -> Result<Submitted> {
         let id = trx.id();
         let gid = trx.body.group_id;
         let data = encode(&**trx);
         self.write(move |c| {
+            if let Some(k) = &inbound {
+                let seen: Option<Vec<u8>> = c
+                    .query_row(
+                        "SELECT trx_id FROM inbound_seen
+                         WHERE gateway_id = ?1 AND chat = ?2 AND remote_id = ?3 AND group_id = ?4",
+                        params![k.gateway_id, k.chat, k.remote_id, &gid.0[..]],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(existing) = seen {
+                    let existing: [u8; 32] = existing
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("inbound trx id".into()))?;
+                    return Ok(Submitted::Existing(TrxId(existing)));
+                }
+                c.execute(
+                    "INSERT INTO inbound_seen (gateway_id, chat, remote_id, group_id, trx_id, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![k.gateway_id, k.chat, k.remote_id, &gid.0[..], &id.0[..], now_ms as i64],
+                )?;
+            }
             if let Some(k) = &idem {
                 let cutoff = now_ms.saturating_sub(IDEMPOTENCY_TTL_MS) as i64;
                 let found: Option<(Vec<u8>, Vec<u8>)> = c

@@ -8,6 +8,7 @@ use std::path::Path;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_api.sql"),
+    include_str!("migrations/0003_gateways.sql"),
 ];
 
 pub fn apply(conn: &mut Connection, path: &Path) -> Result<()> {

@@ -4,11 +4,13 @@
 //! together share one `COMMIT` (one fsync), and each caller hears back only after that commit.
 
 mod api_ops;
+mod gateway_ops;
 mod migrations;
 mod ops;
 mod pool;
 
 pub use api_ops::*;
+pub use gateway_ops::*;
 pub use ops::*;
 
 use pool::ReaderPool;
