@@ -63,6 +63,8 @@ async fn main() -> anyhow::Result<()> {
             json,
         } => cli::tail_command(api, group, after, json).await?,
         Command::Token(cmd) => cli::token_command(cmd).await?,
+        Command::Gateway(cmd) => cli::gateway_command(cmd).await?,
+        Command::Link(cmd) => cli::link_command(cmd).await?,
         Command::Bench(cmd) => {
             init_tracing("warn");
             rumgate::bench::run(cmd).await?
