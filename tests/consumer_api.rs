@@ -720,6 +720,8 @@ async fn openapi_documents_every_route_the_router_serves() {
         ("delete", "/api/v1/links/{link_id}"),
         ("post", "/api/v1/links/{link_id}/retry"),
         ("post", "/hooks/{link_id}"),
+        ("get", "/"),
+        ("get", "/app.js"),
     ];
     for (m, p) in contract {
         assert!(
