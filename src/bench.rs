@@ -105,8 +105,11 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-/// Records when each trx was included, from the node's chain events.
-fn record_inclusions(node: &Node) -> Arc<Mutex<HashMap<String, Instant>>> {
+/// Records when each trx was included, from the node's chain events, under `key(trx, cursor)`.
+fn record_inclusions<K: std::hash::Hash + Eq + Send + 'static>(
+    node: &Node,
+    key: fn(&crate::chain::TrxId, i64) -> K,
+) -> Arc<Mutex<HashMap<K, Instant>>> {
     let included = Arc::new(Mutex::new(HashMap::new()));
     let mut rx = node.engine().subscribe();
     let sink = included.clone();
@@ -116,8 +119,8 @@ fn record_inclusions(node: &Node) -> Arc<Mutex<HashMap<String, Instant>>> {
                 Ok(ChainEvent::Included(c)) => {
                     let now = Instant::now();
                     let mut m = sink.lock().unwrap_or_else(|p| p.into_inner());
-                    for (id, _) in &c.trx {
-                        m.insert(id.to_hex(), now);
+                    for (id, seq) in &c.trx {
+                        m.insert(key(id, *seq), now);
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -287,7 +290,7 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(a.concurrency.max(256))
         .build()?;
-    let included = record_inclusions(&node);
+    let included = record_inclusions(&node, |id, _| id.to_hex());
 
     println!(
         "rumgate bench ingest: {} B notes, {} cores, data dir {}",
@@ -592,29 +595,7 @@ async fn stream(a: StreamArgs) -> anyhow::Result<()> {
     let gid = group.id();
     let base = format!("http://{}", node.api_addr());
 
-    // Inclusion instants by cursor.
-    let included: Arc<Mutex<HashMap<i64, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
-    {
-        let mut rx = node.engine().subscribe();
-        let sink = included.clone();
-        tokio::spawn(async move {
-            loop {
-                match rx.recv().await {
-                    Ok(ChainEvent::Included(c)) => {
-                        let now = Instant::now();
-                        let mut m = sink.lock().unwrap_or_else(|p| p.into_inner());
-                        for (_, seq) in &c.trx {
-                            m.insert(*seq, now);
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        eprintln!("warning: inclusion recorder lagged by {n}");
-                    }
-                    Err(_) => break,
-                }
-            }
-        });
-    }
+    let included = record_inclusions(&node, |_, seq| seq);
 
     let total = (a.rate * a.secs) as usize;
     println!(

@@ -322,26 +322,26 @@ async fn websocket_subscribes_with_cursor_and_unsubscribes() {
     node.shutdown().await;
 }
 
+async fn post_with_key(api: &Api, gid: &str, key: &str, text: &str) -> (u16, Value) {
+    let resp = api
+        .http
+        .post(format!("{}/api/v1/groups/{gid}/posts", api.base))
+        .bearer_auth(TOKEN)
+        .header("Idempotency-Key", key)
+        .json(&json!({"content": text}))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+}
+
 #[tokio::test]
 async fn idempotency_key_returns_the_same_trx_even_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let node = start_node(dir.path()).await;
     let api = Api::new(&node);
     let gid = api.group("idem").await;
-    let post = |key: &'static str, text: &'static str| {
-        let (http, base, gid) = (api.http.clone(), api.base.clone(), gid.clone());
-        async move {
-            let resp = http
-                .post(format!("{base}/api/v1/groups/{gid}/posts"))
-                .bearer_auth(TOKEN)
-                .header("Idempotency-Key", key)
-                .json(&json!({"content": text}))
-                .send()
-                .await
-                .unwrap();
-            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
-        }
-    };
+    let post = |key: &'static str, text: &'static str| post_with_key(&api, &gid, key, text);
     let (s1, first) = post("order-1", "hello").await;
     assert_eq!(s1, 202);
     assert_eq!(first["replayed"], false);
@@ -358,20 +358,7 @@ async fn idempotency_key_returns_the_same_trx_even_after_restart() {
 
     let node = start_node(dir.path()).await;
     let api = Api::new(&node);
-    let post = |key: &'static str, text: &'static str| {
-        let (http, base, gid) = (api.http.clone(), api.base.clone(), gid.clone());
-        async move {
-            let resp = http
-                .post(format!("{base}/api/v1/groups/{gid}/posts"))
-                .bearer_auth(TOKEN)
-                .header("Idempotency-Key", key)
-                .json(&json!({"content": text}))
-                .send()
-                .await
-                .unwrap();
-            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
-        }
-    };
+    let post = |key: &'static str, text: &'static str| post_with_key(&api, &gid, key, text);
     let (_, again) = post("order-1", "hello").await;
     assert_eq!(again["trx_id"], first["trx_id"]);
     assert_eq!(again["replayed"], true);

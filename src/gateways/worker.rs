@@ -314,29 +314,17 @@ async fn deliver(
             }
         }
         "Update" => {
-            let Some(original) = target(&object["object"]["id"]) else {
-                return Step::Done(MapChange::None);
-            };
-            let parts = match engine
-                .store()
-                .remote_parts(record.id.clone(), original)
-                .await
-            {
-                Ok(p) if !p.is_empty() => p,
-                // Never delivered here (e.g. before the link existed): nothing to edit.
-                _ => return Step::Done(MapChange::None),
-            };
-            if !sender_may(
+            let Some((original, parts)) = delivered_target(
                 engine,
-                original,
+                &record.id,
+                target(&object["object"]["id"]),
                 &row.trx.body.sender,
-                false,
-                &entry.rules.owner,
+                None,
             )
             .await
-            {
+            else {
                 return Step::Done(MapChange::None);
-            }
+            };
             let edit = OutboundEdit {
                 item_id: original.to_hex(),
                 parts: refs(&parts),
@@ -352,28 +340,17 @@ async fn deliver(
             }
         }
         "Delete" => {
-            let Some(original) = target(&object["object"]) else {
-                return Step::Done(MapChange::None);
-            };
-            let parts = match engine
-                .store()
-                .remote_parts(record.id.clone(), original)
-                .await
-            {
-                Ok(p) if !p.is_empty() => p,
-                _ => return Step::Done(MapChange::None),
-            };
-            if !sender_may(
+            let Some((original, parts)) = delivered_target(
                 engine,
-                original,
+                &record.id,
+                target(&object["object"]),
                 &row.trx.body.sender,
-                true,
-                &entry.rules.owner,
+                Some(&entry.rules.owner),
             )
             .await
-            {
+            else {
                 return Step::Done(MapChange::None);
-            }
+            };
             let del = OutboundDelete {
                 item_id: original.to_hex(),
                 parts: refs(&parts),
@@ -388,19 +365,30 @@ async fn deliver(
     }
 }
 
-/// Updates only from the original sender; deletes also from the group owner.
-async fn sender_may(
+/// The target of an Update/Delete with its remote parts on this link, if it was delivered here
+/// and `sender` may change it: the original sender, or (`owner`, for deletes) the group owner.
+async fn delivered_target(
     engine: &Engine,
-    original: TrxId,
+    link_id: &str,
+    original: Option<TrxId>,
     sender: &[u8; 32],
-    delete: bool,
-    owner: &[u8; 32],
-) -> bool {
+    owner: Option<&[u8; 32]>,
+) -> Option<(TrxId, Vec<RemotePart>)> {
+    let original = original?;
+    // Never delivered here (e.g. before the link existed): nothing to change.
+    let parts = engine
+        .store()
+        .remote_parts(link_id.to_string(), original)
+        .await
+        .ok()
+        .filter(|p| !p.is_empty())?;
     match engine.store().trx_status(original).await {
-        Ok(Some(TrxStatus::Included(o))) => {
-            o.trx.body.sender == *sender || (delete && sender == owner)
+        Ok(Some(TrxStatus::Included(o)))
+            if o.trx.body.sender == *sender || owner == Some(sender) =>
+        {
+            Some((original, parts))
         }
-        _ => false,
+        _ => None,
     }
 }
 

@@ -156,29 +156,7 @@ impl Store {
 
     /// Stores a verified trx as pending. Fails with `Duplicate` if it is pending or included.
     pub async fn insert_pending(&self, trx: &Verified<Trx>, now_ms: u64) -> Result<()> {
-        let id = trx.id();
-        let gid = trx.body.group_id;
-        let data = encode(&**trx);
-        self.write(move |c| {
-            let included: bool = c
-                .query_row("SELECT 1 FROM trx WHERE trx_id = ?1", [&id.0[..]], |_| {
-                    Ok(())
-                })
-                .optional()?
-                .is_some();
-            let inserted = !included
-                && c.execute(
-                    "INSERT OR IGNORE INTO pending (trx_id, group_id, received_at, data)
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![&id.0[..], &gid.0[..], now_ms as i64, data],
-                )? == 1;
-            if inserted {
-                Ok(())
-            } else {
-                Err(StoreError::Duplicate(id))
-            }
-        })
-        .await
+        self.submit_pending(trx, now_ms, None).await.map(|_| ())
     }
 
     /// Pending trx of a group in arrival order (start-up: refill the producer queue).
