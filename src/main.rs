@@ -76,6 +76,10 @@ async fn main() -> anyhow::Result<()> {
 fn announce(node: &Node) {
     println!("rumgate node {}", hex::encode(node.engine().public_key()));
     println!("API listening on http://{}", node.api_addr());
+    println!(
+        "Web page: http://{}/ (sign in with the API token; /#token=<token> also works)",
+        node.api_addr()
+    );
     match node.token_source() {
         TokenSource::Generated(p) => println!("API token created in {} (mode 0600)", p.display()),
         TokenSource::Existing(p) => println!("API token in {}", p.display()),

@@ -2,6 +2,12 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 let token = localStorage.getItem("rumgate-token") || "";
+// `/#token=…` hands the page a token once (a fragment never reaches the server or its logs).
+if (location.hash.startsWith("#token=")) {
+  token = decodeURIComponent(location.hash.slice(7));
+  localStorage.setItem("rumgate-token", token);
+  history.replaceState(null, "", location.pathname);
+}
 let current = null;      // selected group id
 let streamAbort = null;  // AbortController of the live stream
 
@@ -74,6 +80,7 @@ async function loadGroups() {
 
 async function selectGroup(g) {
   current = g.group_id;
+  localStorage.setItem("rumgate-group", current);
   $("title").textContent = g.name;
   await loadGroups();
   const tl = $("timeline");
@@ -195,7 +202,12 @@ async function start() {
   if (!token) { showError("Paste the API token (data/api.token) above."); return; }
   showError(null);
   await loadNode();
-  try { await loadGroups(); } catch (e) { showError(e); }
+  try {
+    const list = await api("/api/v1/groups");
+    const last = localStorage.getItem("rumgate-group");
+    const g = list.groups.find((x) => x.group_id === last) || list.groups[0];
+    if (g) await selectGroup(g); else await loadGroups();
+  } catch (e) { showError(e); }
   loadLinks();
 }
 setInterval(loadLinks, 5000);
