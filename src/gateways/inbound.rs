@@ -235,6 +235,13 @@ pub(crate) async fn hook(
             });
         }
     }
+    let Some(event) = event else {
+        return Ok(HookOutcome {
+            status: "ignored",
+            trx_id: None,
+            reason: Some("nothing to post (e.g. a ping)".into()),
+        });
+    };
     let event = match event {
         InboundEvent::Message(mut m) => {
             m.chat = record.id.clone();

@@ -304,6 +304,7 @@ async fn deliver(
                 reply_to,
                 attachments: attachments_of(&object),
                 origin: origin_of(origin.as_ref()),
+                item: Some(item_json(row, &object, origin.as_ref())),
             };
             match gateway.send(&record.chat, &msg).await {
                 Ok(d) => Step::Done(MapChange::Set {
@@ -363,6 +364,20 @@ async fn deliver(
         // Likes are not mirrored.
         _ => Step::Done(MapChange::None),
     }
+}
+
+/// The item as the API shows it (what webhooks forward).
+fn item_json(row: &IncludedTrx, object: &Value, origin: Option<&Value>) -> Value {
+    serde_json::to_value(crate::node::feed::ItemView::new(
+        row.seq,
+        row.height,
+        &row.trx,
+        Some(PostPayload {
+            object: object.clone(),
+            origin: origin.cloned(),
+        }),
+    ))
+    .unwrap_or(Value::Null)
 }
 
 /// The target of an Update/Delete with its remote parts on this link, if it was delivered here

@@ -264,7 +264,7 @@ impl Engine {
         let trx_id = verified.id();
         match self
             .store
-            .submit_pending(&verified, now, opts.idempotency)
+            .submit_pending_from(&verified, now, opts.idempotency, opts.inbound)
             .await?
         {
             Submitted::Existing(existing) => Ok(Posted {
