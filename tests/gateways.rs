@@ -430,3 +430,86 @@ async fn loopback_targets_need_the_allowance() {
     );
     node.shutdown().await;
 }
+
+/// `rumgate run` as a child process on port 0; returns it with its API base URL.
+fn spawn_binary(dir: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rumgate"))
+        .args(["run", "--api-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("RUMGATE_API_TOKEN", TOKEN)
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("node exited early").unwrap();
+        if let Some(u) = line.strip_prefix("API listening on ") {
+            break u.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
+
+#[tokio::test]
+async fn kill_9_during_500_deliveries_loses_and_reorders_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Receiver::start(Some(SECRET)).await.unwrap();
+    // A slow receiver keeps deliveries in flight when the kill lands.
+    r.fail_for(
+        Duration::from_secs(3600),
+        Fault::Slow(Duration::from_millis(3)),
+    );
+    let (mut child, base) = spawn_binary(dir.path());
+    let api = Api::at(base);
+    let gid = api.group("k9").await;
+    let gw = api.webhook_gateway().await;
+    api.link(out_link(&gid, &gw, &r.url("k"), 0)).await;
+    for i in 0..500 {
+        api.note(&gid, &format!("m{i:03}")).await;
+    }
+    eventually(Duration::from_secs(30), "deliveries under way", || async {
+        (r.texts("k").len() >= 100).then_some(())
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let delivered_before = r.texts("k").len();
+    assert!(
+        delivered_before < 500,
+        "the kill should land mid-way ({delivered_before} delivered)"
+    );
+
+    let (mut child, base) = spawn_binary(dir.path());
+    let api = Api::at(base);
+    eventually(Duration::from_secs(60), "all 500 delivered", || async {
+        (r.texts("k").len() >= 500).then_some(())
+    })
+    .await;
+    let expected: Vec<String> = (0..500).map(|i| format!("m{i:03}")).collect();
+    assert_eq!(
+        r.texts("k"),
+        expected,
+        "every post once (first deliveries), in order"
+    );
+    let all = r.deliveries();
+    let distinct: std::collections::HashSet<_> =
+        all.iter().map(|d| d.webhook_id.clone().unwrap()).collect();
+    assert_eq!(
+        distinct.len(),
+        500,
+        "a redelivery repeats its webhook-id, never invents a new one"
+    );
+    let repeats = all.iter().filter(|d| d.repeat).count();
+    eprintln!("{delivered_before} delivered before the kill; {repeats} repeated after the restart (same ids)");
+    let links = api.get("/api/v1/links").await;
+    assert_eq!(
+        links["links"][0]["dead_letters"].as_array().unwrap().len(),
+        0
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
