@@ -34,6 +34,24 @@ pub enum BenchCommand {
     Startup(StartupArgs),
     /// SSE fan-out: N clients on one group at a fixed post rate; RSS per idle client.
     Stream(StreamArgs),
+    /// Gateway delivery: one group → N outbound webhook links to local receivers.
+    Gateway(GatewayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Outbound webhook links (each to its own receiver path).
+    #[arg(long, default_value_t = 10)]
+    pub links: usize,
+    /// Posts per phase.
+    #[arg(long, default_value_t = 1000)]
+    pub posts: usize,
+    /// Posts per second.
+    #[arg(long, default_value_t = 200)]
+    pub rate: u64,
+    /// Seconds one receiver answers 500 in the outage phase (0 skips it).
+    #[arg(long, default_value_t = 30)]
+    pub outage_secs: u64,
 }
 
 #[derive(Debug, Args)]
@@ -90,6 +108,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Idle => idle().await,
         BenchCommand::Startup(a) => startup(a).await,
         BenchCommand::Stream(a) => stream(a).await,
+        BenchCommand::Gateway(a) => gateway(a).await,
     }
 }
 
@@ -734,6 +753,170 @@ async fn idle_clients(n: usize) -> anyhow::Result<()> {
     drop(streams);
     child.kill()?;
     child.wait()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Posts `n` notes through the engine at `rate`/s with texts `{prefix}{i}`.
+async fn post_paced(
+    node: &Node,
+    gid: crate::chain::GroupId,
+    n: usize,
+    rate: u64,
+    prefix: &str,
+) -> anyhow::Result<()> {
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+    let start = Instant::now();
+    for i in 0..n {
+        tokio::time::sleep_until((start + interval * i as u32).into()).await;
+        node.engine()
+            .post(
+                &gid,
+                serde_json::json!({"content": format!("{prefix}{i:05}")}),
+                Default::default(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn gateway(a: GatewayArgs) -> anyhow::Result<()> {
+    use rumgate_webhook::fake::{Fault, Receiver};
+    let dir = tempfile_dir("rumgate-bench-gateway")?;
+    let mut cfg = Config {
+        data_dir: dir.clone(),
+        ..Config::default()
+    };
+    cfg.api.listen = "127.0.0.1:0".parse()?;
+    cfg.api.token = Some(SecretString::from(BENCH_TOKEN.to_string()));
+    let node = Node::start(cfg).await?;
+    let group = node
+        .engine()
+        .create_group("gateway-bench", GroupKind::Public)
+        .await?;
+    let gid = group.id();
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let receiver = Receiver::start(Some(secret)).await?;
+    let gws = node.gateways();
+    gws.create_account("webhook", "bench", serde_json::json!({}))
+        .await?;
+    let mut links = Vec::new();
+    for i in 0..a.links {
+        let status = gws
+            .create_link(crate::gateways::NewLink {
+                group_id: gid,
+                gateway: "bench".into(),
+                chat: receiver.url(&format!("r{i}")),
+                direction: "out".into(),
+                backfill: 0,
+                nick_format: Some(String::new()),
+                options: serde_json::json!({"format": "standard", "secret": secret, "allow_private_target": true}),
+            })
+            .await?;
+        links.push(status.id);
+    }
+    let included = record_inclusions(&node, |id, _| id.to_hex());
+    println!(
+        "rumgate bench gateway: 1 group → {} webhook links, {} posts at {}/s",
+        a.links, a.posts, a.rate
+    );
+
+    let check = |phase: &str, prefix: &str, n: usize| -> bool {
+        let expected: Vec<String> = (0..n).map(|i| format!("{prefix}{i:05}")).collect();
+        let mut ok = true;
+        for i in 0..a.links {
+            let got: Vec<String> = receiver
+                .texts(&format!("r{i}"))
+                .into_iter()
+                .filter(|t| t.starts_with(prefix))
+                .collect();
+            if got != expected {
+                ok = false;
+                eprintln!(
+                    "{phase}: receiver r{i} got {} of {n} (in order: {})",
+                    got.len(),
+                    got.iter().zip(&expected).all(|(x, y)| x == y)
+                );
+            }
+        }
+        ok
+    };
+    let wait_all = |prefix: &'static str, n: usize, limit: Duration| {
+        let receiver = receiver.clone();
+        let links = a.links;
+        async move {
+            let deadline = Instant::now() + limit;
+            loop {
+                let done = (0..links).all(|i| {
+                    receiver
+                        .texts(&format!("r{i}"))
+                        .iter()
+                        .filter(|t| t.starts_with(prefix))
+                        .count()
+                        >= n
+                });
+                if done || Instant::now() > deadline {
+                    return done;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+
+    // Phase 1: healthy receivers.
+    let start = Instant::now();
+    post_paced(&node, gid, a.posts, a.rate, "h").await?;
+    let all = wait_all("h", a.posts, Duration::from_secs(120)).await;
+    let elapsed = start.elapsed();
+    let inc = included.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut lat: Vec<Duration> = receiver
+        .deliveries()
+        .iter()
+        .filter(|d| {
+            !d.repeat
+                && d.body["data"]["object"]["content"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with('h'))
+        })
+        .filter_map(|d| {
+            let id = d.body["data"]["trx_id"].as_str()?;
+            Some(d.at.saturating_duration_since(*inc.get(id)?))
+        })
+        .collect();
+    lat.sort();
+    let exact = check("healthy", "h", a.posts);
+    let repeats = receiver.deliveries().iter().filter(|d| d.repeat).count();
+    println!(
+        "healthy: {} deliveries in {:.1} s; all delivered: {all}; exactly once and in order on every link: {exact}; repeats: {repeats}",
+        lat.len(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "healthy: included→delivered p50 {}  p90 {}  p99 {}  max {}",
+        ms(percentile(&lat, 0.50)),
+        ms(percentile(&lat, 0.90)),
+        ms(percentile(&lat, 0.99)),
+        ms(lat.last().copied().unwrap_or_default())
+    );
+
+    // Phase 2: receiver r0 answers 500 for a while, then recovers.
+    if a.outage_secs > 0 {
+        let outage = Duration::from_secs(a.outage_secs);
+        receiver.fail_path_for("r0", outage, Fault::Status(500));
+        let t0 = Instant::now();
+        post_paced(&node, gid, a.posts, a.rate, "o").await?;
+        let all = wait_all("o", a.posts, outage + Duration::from_secs(300)).await;
+        let exact = check("outage", "o", a.posts);
+        let refused = receiver.refused().len();
+        let after = t0.elapsed().saturating_sub(outage);
+        println!(
+            "outage: r0 answered 500 for {} s ({refused} refused attempts); all delivered: {all}; exactly once and in order on every link: {exact}; r0 caught up {:.1} s after recovery",
+            a.outage_secs,
+            after.as_secs_f64()
+        );
+    }
+    node.shutdown().await;
+    receiver.stop();
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

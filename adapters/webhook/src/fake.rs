@@ -20,7 +20,7 @@ pub struct Delivery {
     pub path: String,
     pub webhook_id: Option<String>,
     pub body: Value,
-    /// Whether this `webhook-id` had been accepted before (a retried delivery).
+    /// Whether this `webhook-id` had been accepted at this path before (a retried delivery).
     pub repeat: bool,
     pub at: Instant,
 }
@@ -42,7 +42,7 @@ struct Inner {
     /// Faults for the next N requests, in order.
     next: Vec<Fault>,
     /// A fault for every request until this instant.
-    until: Option<(Instant, Fault)>,
+    until: Option<(Instant, Fault, Option<String>)>,
 }
 
 #[derive(Clone)]
@@ -87,7 +87,13 @@ impl Receiver {
     }
 
     pub fn fail_for(&self, d: Duration, fault: Fault) {
-        self.lock().until = Some((Instant::now() + d, fault));
+        self.lock().until = Some((Instant::now() + d, fault, None));
+    }
+
+    /// As `fail_for`, for requests to one path only.
+    pub fn fail_path_for(&self, path: &str, d: Duration, fault: Fault) {
+        let path = path.trim_start_matches('/').to_string();
+        self.lock().until = Some((Instant::now() + d, fault, Some(path)));
     }
 
     pub fn heal(&self) {
@@ -168,7 +174,11 @@ async fn handle(
             Some(i.next.remove(0))
         } else {
             match &i.until {
-                Some((until, f)) if Instant::now() < *until => Some(f.clone()),
+                Some((until, f, only))
+                    if Instant::now() < *until && only.as_ref().is_none_or(|p| *p == d.path) =>
+                {
+                    Some(f.clone())
+                }
                 _ => None,
             }
         }
@@ -195,9 +205,11 @@ async fn handle(
         None => {}
     }
     let mut i = r.lock();
-    d.repeat = id
-        .as_ref()
-        .is_some_and(|id| i.accepted.iter().any(|x| x.webhook_id.as_ref() == Some(id)));
+    d.repeat = id.as_ref().is_some_and(|id| {
+        i.accepted
+            .iter()
+            .any(|x| x.path == d.path && x.webhook_id.as_ref() == Some(id))
+    });
     i.accepted.push(d);
     StatusCode::OK.into_response()
 }
