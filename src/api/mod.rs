@@ -223,6 +223,12 @@ async fn metrics(State(st): State<ApiState>, req: Request) -> Response {
             .into_response();
         }
     }
+    // Link gauges (outbox depth, health) are computed from the store on demand.
+    if let Some(gw) = &st.gateways {
+        if let Err(e) = gw.list_links().await {
+            tracing::warn!(error = %e, "cannot refresh link metrics");
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,
