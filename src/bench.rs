@@ -288,12 +288,7 @@ fn print_phase(name: &str, phase: &Phase, lat: &[Duration]) {
 
 async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     let dir = tempfile_dir("rumgate-bench-ingest")?;
-    let mut cfg = Config {
-        data_dir: dir.clone(),
-        ..Config::default()
-    };
-    cfg.api.listen = "127.0.0.1:0".parse()?;
-    cfg.api.token = Some(SecretString::from(BENCH_TOKEN.to_string()));
+    let mut cfg = bench_config(&dir)?;
     cfg.chain.batch_window_ms = a.batch_window_ms;
     let node = Node::start(cfg).await?;
     let group = node
@@ -402,6 +397,17 @@ fn sqlite_insert_rate(path: &std::path::Path, size: usize) -> anyhow::Result<f64
         tx.commit()?;
     }
     Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// An in-process node's config: `dir`, API on 127.0.0.1:0, the bench token.
+fn bench_config(dir: &std::path::Path) -> anyhow::Result<Config> {
+    let mut cfg = Config {
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    };
+    cfg.api.listen = "127.0.0.1:0".parse()?;
+    cfg.api.token = Some(SecretString::from(BENCH_TOKEN.to_string()));
+    Ok(cfg)
 }
 
 fn tempfile_dir(prefix: &str) -> anyhow::Result<PathBuf> {
@@ -600,12 +606,7 @@ async fn fill_store(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
 async fn stream(a: StreamArgs) -> anyhow::Result<()> {
     use futures::StreamExt;
     let dir = tempfile_dir("rumgate-bench-stream")?;
-    let mut cfg = Config {
-        data_dir: dir.clone(),
-        ..Config::default()
-    };
-    cfg.api.listen = "127.0.0.1:0".parse()?;
-    cfg.api.token = Some(SecretString::from(BENCH_TOKEN.to_string()));
+    let cfg = bench_config(&dir)?;
     let node = Node::start(cfg).await?;
     let group = node
         .engine()
@@ -783,12 +784,7 @@ async fn post_paced(
 async fn gateway(a: GatewayArgs) -> anyhow::Result<()> {
     use rumgate_webhook::fake::{Fault, Receiver};
     let dir = tempfile_dir("rumgate-bench-gateway")?;
-    let mut cfg = Config {
-        data_dir: dir.clone(),
-        ..Config::default()
-    };
-    cfg.api.listen = "127.0.0.1:0".parse()?;
-    cfg.api.token = Some(SecretString::from(BENCH_TOKEN.to_string()));
+    let cfg = bench_config(&dir)?;
     let node = Node::start(cfg).await?;
     let group = node
         .engine()

@@ -104,36 +104,11 @@ async fn deliver_until_done(
                 follow_migration(engine, link, &new_chat).await;
                 continue;
             }
-            Step::Dead(error) => {
-                tracing::warn!(link = %link_id, trx = %row.trx.trx_id(), %error, "dead-lettered");
-                link.set_health(LinkHealth::Failing, Some(error.clone()));
-                (
-                    MapChange::None,
-                    Some(DeadLetter {
-                        seq: row.seq,
-                        trx_id: row.trx.trx_id(),
-                        error,
-                        attempts,
-                        failed_at: now_ms(),
-                        retry: false,
-                    }),
-                )
-            }
+            Step::Dead(error) => dead_letter(link, row, error, attempts),
             Step::Retry(wait, error, health) => {
                 if health != LinkHealth::Ok && first_failure.elapsed() > MAX_RETRY {
                     let error = format!("gave up after {attempts} attempts: {error}");
-                    link.set_health(LinkHealth::Failing, Some(error.clone()));
-                    (
-                        MapChange::None,
-                        Some(DeadLetter {
-                            seq: row.seq,
-                            trx_id: row.trx.trx_id(),
-                            error,
-                            attempts,
-                            failed_at: now_ms(),
-                            retry: false,
-                        }),
-                    )
+                    dead_letter(link, row, error, attempts)
                 } else {
                     link.set_health(health, Some(error));
                     let wait = if health == LinkHealth::Degraded && wait.is_zero() {
@@ -199,6 +174,26 @@ async fn retry_dead(
         }
     }
     Ok(())
+}
+
+/// Marks the link failing and builds the dead letter to commit for `row`.
+fn dead_letter(
+    link: &LinkRuntime,
+    row: &IncludedTrx,
+    error: String,
+    attempts: u32,
+) -> (MapChange, Option<DeadLetter>) {
+    tracing::warn!(link = %link.record().id, trx = %row.trx.trx_id(), %error, "dead-lettered");
+    link.set_health(LinkHealth::Failing, Some(error.clone()));
+    let dead = DeadLetter {
+        seq: row.seq,
+        trx_id: row.trx.trx_id(),
+        error,
+        attempts,
+        failed_at: now_ms(),
+        retry: false,
+    };
+    (MapChange::None, Some(dead))
 }
 
 /// Sleeps unless the link is stopped; false if it was.
