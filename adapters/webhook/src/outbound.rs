@@ -45,6 +45,8 @@ impl WebhookGateway {
         let mut b = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve and connect on our behalf, past the SSRF guard.
+            .no_proxy()
             .user_agent(concat!("rumgate/", env!("CARGO_PKG_VERSION")));
         if !cfg.allow_private_target {
             b = b.dns_resolver(Arc::new(GuardedResolver));
@@ -112,7 +114,8 @@ impl WebhookGateway {
             _ => {}
         }
         let resp = req.body(bytes).send().await.map_err(|e| {
-            let msg = error_chain(&e);
+            // The URL of a Slack/Discord webhook is its credential: keep it out of errors and logs.
+            let msg = error_chain(&e.without_url());
             if msg.contains("allow_private_target") {
                 GatewayError::Permanent(msg)
             } else {

@@ -367,3 +367,14 @@ async fn private_targets_are_refused_unless_allowed() {
     allowed.send(&r.url("x"), &msg("i", "x")).await.unwrap();
     assert_eq!(r.texts("x"), ["x"]);
 }
+
+#[tokio::test]
+async fn delivery_errors_do_not_reveal_the_target_url() {
+    // The URL of a Slack/Discord webhook is its credential.
+    let gw = WebhookGateway::new(cfg(Format::Slack, None, true)).unwrap();
+    let secret_url = "http://127.0.0.1:9/services/T000/B000/very-secret-token";
+    match gw.send(secret_url, &msg("i9", "x")).await {
+        Err(GatewayError::Transient(m)) => assert!(!m.contains("very-secret-token"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
