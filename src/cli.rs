@@ -207,6 +207,9 @@ pub enum GatewayCommand {
         /// Bot API base URL (self-hosted Telegram Bot API server, or Mixin API host).
         #[arg(long)]
         api_url: Option<String>,
+        /// Mixin Blaze websocket URL (default wss://blaze.mixin.one/).
+        #[arg(long)]
+        blaze_url: Option<String>,
     },
     /// List accounts (secrets are never shown).
     List {
@@ -650,6 +653,7 @@ pub async fn gateway_command(cmd: GatewayCommand) -> anyhow::Result<()> {
             token_file,
             keystore_file,
             api_url,
+            blaze_url,
         } => {
             let c = ApiClient::from_args(&api)?;
             let mut body = serde_json::json!({"kind": kind, "name": name});
@@ -664,6 +668,9 @@ pub async fn gateway_command(cmd: GatewayCommand) -> anyhow::Result<()> {
             }
             if let Some(u) = api_url {
                 body["api_url"] = u.into();
+            }
+            if let Some(u) = blaze_url {
+                body["blaze_url"] = u.into();
             }
             let v: serde_json::Value = c.post("/api/v1/gateways", &body).await?;
             println!(

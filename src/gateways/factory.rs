@@ -24,7 +24,13 @@ pub fn validate_account(kind: &str, config: Value) -> Result<Value, String> {
             )),
             _ => Err("config must be an object".into()),
         },
-        "telegram" | "mixin" => Err(unavailable(kind)),
+        "mixin" => {
+            let cfg = mixin_config(&config)?;
+            // Reads keystore_file and checks the key: a bad account is refused now, not at start.
+            cfg.validate().map_err(|e| e.to_string())?;
+            serde_json::to_value(&cfg).map_err(|e| format!("mixin: {e}"))
+        }
+        "telegram" => Err(unavailable(kind)),
         other => Err(format!(
             "unknown gateway kind {other:?} (known: {})",
             KINDS.join(", ")
@@ -36,8 +42,20 @@ pub fn validate_account(kind: &str, config: Value) -> Result<Value, String> {
 pub fn account_gateway(record: &AccountRecord) -> Result<Option<DynGateway>, String> {
     match record.kind.as_str() {
         "webhook" => Ok(None),
+        "mixin" => {
+            let gw = rumgate_mixin::MixinGateway::new(&mixin_config(&record.config)?)
+                .map_err(|e| e.to_string())?;
+            Ok(Some(std::sync::Arc::new(gw)))
+        }
         other => Err(unavailable(other)),
     }
+}
+
+/// The Mixin account settings; serde's messages never quote a value, so no secret leaks here.
+fn mixin_config(config: &Value) -> Result<rumgate_mixin::MixinConfig, String> {
+    serde_json::from_value(config.clone()).map_err(|e| {
+        format!("mixin: {e} (expected `keystore` or `keystore_file`, optional `api_url`, `blaze_url`, `max_image_bytes`)")
+    })
 }
 
 fn webhook_config(options: &Value) -> Result<rumgate_webhook::LinkConfig, String> {
@@ -51,6 +69,25 @@ pub fn validate_link(
     chat: &str,
     options: Value,
 ) -> Result<Value, String> {
+    if kind == "mixin" {
+        if !rumgate_mixin::config::is_uuid(chat) {
+            return Err(format!(
+                "a Mixin link's `chat` is a conversation id (a UUID such as \
+                 3f6e9a2b-1c4d-4e8f-9a7b-6c5d4e3f2a1b), got {chat:?}"
+            ));
+        }
+        if chat.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(format!(
+                "write the Mixin conversation id in lower case: {}",
+                chat.to_ascii_lowercase()
+            ));
+        }
+        return match options {
+            Value::Null => Ok(Value::Object(Default::default())),
+            Value::Object(m) if m.is_empty() => Ok(Value::Object(m)),
+            _ => Err("`webhook` options do not apply to a Mixin link".into()),
+        };
+    }
     if kind != "webhook" {
         if chat.is_empty() {
             return Err("`chat` is required".into());

@@ -485,6 +485,22 @@ impl Gateways {
         if health == LinkHealth::Ok && !dead.is_empty() {
             health = LinkHealth::Degraded;
         }
+        let mut last_error = st.last_error;
+        // The account's own state (a websocket down, credentials refused) shows on its links.
+        if let Some(g) = self.account(&r.gateway_id).and_then(|a| a.gateway.clone()) {
+            let h = g.health().await;
+            let adapter = match h.state {
+                rumgate_gateway::HealthState::Ok => LinkHealth::Ok,
+                rumgate_gateway::HealthState::Degraded => LinkHealth::Degraded,
+                rumgate_gateway::HealthState::Failing => LinkHealth::Failing,
+            };
+            if adapter.gauge() > health.gauge() {
+                health = adapter;
+                if let Some(detail) = h.detail {
+                    last_error = Some(detail);
+                }
+            }
+        }
         let webhook_in = link.kind == "webhook" && link.inbound();
         self.engine
             .metrics()
@@ -501,7 +517,7 @@ impl Gateways {
             backfill: r.backfill,
             created_at: r.created_at,
             health,
-            last_error: st.last_error,
+            last_error,
             last_error_at: st.last_error_at,
             outbox_depth: depth,
             oldest_pending_age_ms: oldest.map(|t| now_ms().saturating_sub(t)),

@@ -111,7 +111,7 @@ async fn deliver_until_done(
                     dead_letter(link, row, error, attempts)
                 } else {
                     link.set_health(health, Some(error));
-                    let wait = if health == LinkHealth::Degraded && wait.is_zero() {
+                    let wait = if wait.is_zero() {
                         let w = jitter(backoff);
                         backoff = (backoff * 2).min(BACKOFF_MAX);
                         w
@@ -218,10 +218,12 @@ fn classify(e: GatewayError) -> Step {
             LinkHealth::Degraded,
         ),
         GatewayError::Transient(m) => Step::Retry(Duration::ZERO, m, LinkHealth::Degraded),
+        // Nothing on this account works until the credentials are fixed: the link is failing,
+        // and the item waits (with backoff) instead of being dead-lettered.
         GatewayError::Unauthorized(m) => Step::Retry(
             Duration::ZERO,
             format!("unauthorized: {m}"),
-            LinkHealth::Degraded,
+            LinkHealth::Failing,
         ),
         GatewayError::Permanent(m) | GatewayError::Invalid(m) => Step::Dead(m),
         GatewayError::ChatMigrated { new_chat } => Step::Migrated(new_chat),
