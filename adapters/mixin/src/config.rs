@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,8 @@ use crate::error::Error;
 pub const DEFAULT_API_URL: &str = "https://api.mixin.one";
 /// Where the Blaze websocket lives.
 pub const DEFAULT_BLAZE_URL: &str = "wss://blaze.mixin.one/";
+/// The first pause after a rate limit.
+pub const DEFAULT_RATE_LIMIT_BACKOFF_MS: u64 = 1000;
 /// Inbound images larger than this become a placeholder text; the node stores images up to
 /// 360 KiB inline, so larger ones could not be mirrored anyway.
 pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 360 * 1024;
@@ -42,6 +45,10 @@ pub struct MixinConfig {
     /// Inbound images above this many bytes are not downloaded (default 360 KiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_image_bytes: Option<u64>,
+    /// The pause after a first rate limit (429), doubling while they continue (default 1000 ms;
+    /// Mixin sends no `Retry-After`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_backoff_ms: Option<u64>,
 }
 
 /// The bot keystore. Both published shapes are accepted: the current one (`app_id`,
@@ -177,6 +184,7 @@ pub struct Account {
     pub api_url: Url,
     pub blaze_url: Url,
     pub max_image_bytes: u64,
+    pub rate_limit_backoff: Duration,
 }
 
 impl MixinConfig {
@@ -242,6 +250,12 @@ impl MixinConfig {
         if max_image_bytes == 0 {
             problems.push("max_image_bytes: must be positive".into());
         }
+        let backoff_ms = self
+            .rate_limit_backoff_ms
+            .unwrap_or(DEFAULT_RATE_LIMIT_BACKOFF_MS);
+        if !(1..=60_000).contains(&backoff_ms) {
+            problems.push("rate_limit_backoff_ms: must be 1 to 60000".into());
+        }
         match (keystore, key, api_url, blaze_url) {
             (Some(k), Some(key), Some(api_url), Some(blaze_url)) if problems.is_empty() => {
                 Ok(Account {
@@ -251,6 +265,7 @@ impl MixinConfig {
                     api_url,
                     blaze_url,
                     max_image_bytes,
+                    rate_limit_backoff: Duration::from_millis(backoff_ms),
                 })
             }
             _ => Err(Error::Config(problems)),

@@ -83,6 +83,9 @@ pub enum Fault {
     Unauthorized,
     /// HTTP 500 `{"error":{"status":500,"code":500,...}}`.
     ServerError,
+    /// The messages are accepted, then the connection drops before the answer's body is
+    /// complete: the client cannot know they arrived and must send them again.
+    DropAfterApply,
 }
 
 /// One REST request as the fake answered it.
@@ -95,6 +98,8 @@ pub struct Call {
     pub error_code: Option<i64>,
     /// For `POST /messages`: the message ids in the body.
     pub message_ids: Vec<String>,
+    /// The connection was dropped instead of answering ([`Fault::DropAfterApply`]).
+    pub dropped: bool,
 }
 
 /// A message as the fake holds it.
@@ -678,6 +683,7 @@ async fn rest(
         http_status: 202,
         error_code: None,
         message_ids: Vec::new(),
+        dropped: false,
     };
     let (status, value) = if !fake.authorize(&headers, method.as_str(), &path_and_query, &body) {
         (
@@ -689,7 +695,15 @@ async fn rest(
     };
     call.http_status = status.as_u16();
     call.error_code = value["error"]["code"].as_i64();
+    let dropped = call.dropped;
     fake.state().calls.push(call);
+    if dropped {
+        // Headers go out, then the body fails: hyper aborts the connection mid-answer.
+        let body = futures::stream::once(async {
+            Err::<Bytes, std::io::Error>(std::io::Error::other("dropped by the fake"))
+        });
+        return (status, axum::body::Body::from_stream(body)).into_response();
+    }
     answer(status, value)
 }
 
@@ -793,7 +807,10 @@ fn post_messages(fake: &FakeMixin, body: &[u8], call: &mut Call) -> (StatusCode,
         .collect();
     let mut st = fake.state();
     st.message_calls += 1;
-    if let Some(fault) = st.faults.pop_front() {
+    let fault = st.faults.pop_front();
+    if fault == Some(Fault::DropAfterApply) {
+        call.dropped = true;
+    } else if let Some(fault) = fault {
         return match fault {
             Fault::RateLimited => (
                 StatusCode::ACCEPTED,
@@ -803,13 +820,12 @@ fn post_messages(fake: &FakeMixin, body: &[u8], call: &mut Call) -> (StatusCode,
                 StatusCode::ACCEPTED,
                 error_body(202, 401, "Unauthorized, maybe invalid token."),
             ),
-            Fault::ServerError => (
+            Fault::ServerError | Fault::DropAfterApply => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 error_body(500, 500, "Internal Server Error"),
             ),
         };
-    }
-    if st
+    } else if st
         .rate_limit_every
         .is_some_and(|n| st.message_calls % n == 0)
     {

@@ -132,7 +132,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl MixinGateway {
     /// A gateway for the account `config` describes, with default timings.
     pub fn new(config: &MixinConfig) -> std::result::Result<Self, Error> {
-        Self::with_options(config.validate()?, Options::default())
+        let account = config.validate()?;
+        let mut options = Options::default();
+        options.rate.base = account.rate_limit_backoff;
+        options.rate.max = options.rate.max.max(account.rate_limit_backoff);
+        Self::with_options(account, options)
     }
 
     pub fn with_options(account: Account, options: Options) -> std::result::Result<Self, Error> {

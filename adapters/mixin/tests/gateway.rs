@@ -454,3 +454,43 @@ async fn unknown_conversations_are_a_permanent_error_with_a_hint() {
     assert_eq!(fake.messages(GROUP)[0].quote_message_id, "");
     let _ = Arc::new(gw);
 }
+
+#[tokio::test]
+async fn a_connection_dropped_after_mixin_took_the_messages_does_not_duplicate_them() {
+    let fake = fake().await;
+    let gw = gateway(&fake);
+    fake.fail_messages([Fault::DropAfterApply]);
+    let err = gw
+        .send(GROUP, &outbound("trx-drop", "Ann: once"))
+        .await
+        .expect_err("the answer never arrived");
+    assert!(matches!(err, GatewayError::Transient(_)), "{err:?}");
+    assert!(fake.calls().iter().any(|c| c.dropped));
+    // Mixin has it already; the retry carries the same id and is ignored.
+    gw.send(GROUP, &outbound("trx-drop", "Ann: once"))
+        .await
+        .expect("retry");
+    assert_eq!(fake.bot_texts(GROUP), ["Ann: once"]);
+    assert_eq!(fake.repeated_ids(), 1);
+}
+
+#[tokio::test]
+async fn the_rate_limit_backoff_comes_from_the_account_config() {
+    let fake = fake().await;
+    let mut cfg = fake.config();
+    cfg.rate_limit_backoff_ms = Some(40);
+    let gw = MixinGateway::new(&cfg).expect("gateway");
+    fake.fail_messages([Fault::RateLimited, Fault::RateLimited]);
+    let mut waits = Vec::new();
+    for _ in 0..2 {
+        match gw.send(GROUP, &outbound("t", "x")).await {
+            Err(GatewayError::RateLimited { retry_after }) => waits.push(retry_after),
+            other => panic!("{other:?}"),
+        }
+    }
+    // 40 ms ± 25 %, then doubled.
+    assert!(waits[0] >= Duration::from_millis(30) && waits[0] <= Duration::from_millis(50));
+    assert!(waits[1] >= Duration::from_millis(60) && waits[1] <= Duration::from_millis(100));
+    cfg.rate_limit_backoff_ms = Some(0);
+    assert!(MixinGateway::new(&cfg).is_err());
+}
