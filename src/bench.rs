@@ -36,6 +36,8 @@ pub enum BenchCommand {
     Stream(StreamArgs),
     /// Gateway delivery: one group → N outbound webhook links to local receivers.
     Gateway(GatewayArgs),
+    /// Mixin adapter against the fake Mixin: outbound under 429s and drops, inbound latency.
+    Mixin(crate::bench_mixin::MixinArgs),
 }
 
 #[derive(Debug, Args)]
@@ -109,10 +111,11 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Startup(a) => startup(a).await,
         BenchCommand::Stream(a) => stream(a).await,
         BenchCommand::Gateway(a) => gateway(a).await,
+        BenchCommand::Mixin(a) => crate::bench_mixin::run(a).await,
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -120,12 +123,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// Records when each trx was included, from the node's chain events, under `key(trx, cursor)`.
-fn record_inclusions<K: std::hash::Hash + Eq + Send + 'static>(
+pub(crate) fn record_inclusions<K: std::hash::Hash + Eq + Send + 'static>(
     node: &Node,
     key: fn(&crate::chain::TrxId, i64) -> K,
 ) -> Arc<Mutex<HashMap<K, Instant>>> {
@@ -400,7 +403,7 @@ fn sqlite_insert_rate(path: &std::path::Path, size: usize) -> anyhow::Result<f64
 }
 
 /// An in-process node's config: `dir`, API on 127.0.0.1:0, the bench token.
-fn bench_config(dir: &std::path::Path) -> anyhow::Result<Config> {
+pub(crate) fn bench_config(dir: &std::path::Path) -> anyhow::Result<Config> {
     let mut cfg = Config {
         data_dir: dir.to_path_buf(),
         ..Config::default()
@@ -410,7 +413,7 @@ fn bench_config(dir: &std::path::Path) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
-fn tempfile_dir(prefix: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn tempfile_dir(prefix: &str) -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("{prefix}-{}", hex::encode(random_bytes::<6>())));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)

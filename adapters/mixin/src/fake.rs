@@ -112,6 +112,8 @@ pub struct StoredMessage {
     pub text: String,
     pub quote_message_id: String,
     pub recalled: bool,
+    /// When the fake accepted it.
+    pub at: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -335,6 +337,7 @@ impl FakeMixin {
                     text: String::new(),
                     quote_message_id: view.quote_message_id.clone(),
                     recalled: false,
+                    at: Instant::now(),
                 });
             }
             st.pending.push(Pending {
@@ -922,6 +925,7 @@ fn post_messages(fake: &FakeMixin, body: &[u8], call: &mut Call) -> (StatusCode,
             text,
             quote_message_id: quote,
             recalled: false,
+            at: Instant::now(),
         });
     }
     // Success is an empty JSON object; Mixin answers 20x for errors too, so the status says

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumgate_gateway::{
-    Attachment, AttachmentKind, Author, FormattedText, GatewayContext, InboundEvent, InboundMessage,
+    Ack, Attachment, AttachmentKind, Author, FormattedText, GatewayContext, InboundEvent,
+    InboundMessage,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -112,6 +113,11 @@ async fn handle_all(
                 a = ctx.inbound().submit(event.clone()) => a,
             };
             match answer {
+                Ok(Ack::Ignored { reason }) => {
+                    // Names the conversation, which is how operators find the id to link.
+                    tracing::info!(message = %id, %reason, "Mixin message not bridged");
+                    break;
+                }
                 Ok(ack) => {
                     tracing::debug!(message = %id, ?ack, "stored; acknowledging to Mixin");
                     break;
