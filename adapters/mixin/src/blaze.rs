@@ -133,7 +133,9 @@ impl Default for BlazeTuning {
             ping_interval: Duration::from_secs(10),
             dead_after: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(15),
-            reconnect_min: Duration::from_millis(500),
+            // A connection that was up is retried almost at once (messages pile up meanwhile);
+            // failures in a row back off from there.
+            reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(30),
             unauthorized_wait: Duration::from_secs(60),
         }
@@ -232,7 +234,8 @@ impl Connection {
         );
         let connect = tokio::time::timeout(
             self.tuning.connect_timeout,
-            tokio_tungstenite::connect_async(request),
+            // Nagle off: acks and pings are small and should not wait for the server's ACK.
+            tokio_tungstenite::connect_async_with_config(request, None, true),
         );
         let ws = tokio::select! {
             () = cancel.cancelled() => return Ended::Cancelled,

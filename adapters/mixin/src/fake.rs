@@ -239,6 +239,10 @@ impl FakeMixin {
             .fallback(rest)
             .with_state(fake.clone());
         let stop = fake.shared.stop.clone();
+        // Like a real server: small frames go out at once, not after the peer's delayed ACK.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move { stop.cancelled().await })
