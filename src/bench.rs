@@ -375,7 +375,14 @@ fn spawn_node(dir: &std::path::Path) -> anyhow::Result<(std::process::Child, Str
     let exe = std::env::current_exe()?;
     let started = Instant::now();
     let mut child = std::process::Command::new(exe)
-        .args(["run", "--api-listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "run",
+            "--api-listen",
+            "127.0.0.1:0",
+            "--p2p-listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--data-dir",
+        ])
         .arg(dir)
         .env("RUMGATE_API_TOKEN", BENCH_TOKEN)
         .env("RUST_LOG", "warn")

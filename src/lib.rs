@@ -10,6 +10,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod node;
+pub mod p2p;
 pub mod store;
 pub mod util;
 

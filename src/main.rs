@@ -30,6 +30,8 @@ async fn main() -> anyhow::Result<()> {
             let mut cfg = args.load_config()?;
             init_tracing("warn");
             cfg.api.listen = "127.0.0.1:0".parse()?;
+            cfg.p2p.listen.clear();
+            cfg.p2p.bootstrap.clear();
             let node = Node::start(cfg).await?;
             announce(&node);
             node.shutdown().await;

@@ -30,11 +30,18 @@ fn mode(p: &Path) -> u32 {
 
 fn spawn_run(dir: &Path, envs: &[(&str, &str)]) -> (Child, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rumgate"));
-    cmd.args(["run", "--api-listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    cmd.args([
+        "run",
+        "--api-listen",
+        "127.0.0.1:0",
+        "--p2p-listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--data-dir",
+    ])
+    .arg(dir)
+    .env("RUST_LOG", "error")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     for (k, v) in envs {
         cmd.env(k, v);
     }

@@ -22,7 +22,12 @@ fn spawn(dir: &Path, extra: &[&str]) -> Proc {
         .args(extra)
         .arg("--data-dir")
         .arg(dir)
-        .args(["--api-listen", "127.0.0.1:0"])
+        .args([
+            "--api-listen",
+            "127.0.0.1:0",
+            "--p2p-listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ])
         .env("RUMGATE_API_TOKEN", TOKEN)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())

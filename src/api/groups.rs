@@ -12,15 +12,35 @@ use serde_json::{json, Value};
 
 pub async fn node_info(State(st): State<ApiState>) -> Json<Value> {
     let key = hex::encode(st.engine.public_key());
+    let net = st.engine.network();
+    let listen_addrs: Vec<String> = net
+        .map(|n| n.listen_addrs().iter().map(ToString::to_string).collect())
+        .unwrap_or_default();
     Json(json!({
         "node_id": key,
         "public_key": key,
+        "peer_id": net.map(|n| n.peer_id().to_string()),
         "version": env!("CARGO_PKG_VERSION"),
         "api_listen": st.api_addr.to_string(),
-        "listen_addrs": [],
-        "peer_count": 0,
+        "listen_addrs": listen_addrs,
+        "peer_count": net.map_or(0, |n| n.peer_count()),
         "groups": st.engine.groups().len(),
     }))
+}
+
+/// Connected peers (with the groups they carry, gossip score and penalties) and banned peers.
+pub async fn peers(State(st): State<ApiState>) -> ApiResult<Json<crate::p2p::PeerList>> {
+    let Some(net) = st.engine.network() else {
+        return Ok(Json(crate::p2p::PeerList {
+            peers: Vec::new(),
+            banned: Vec::new(),
+        }));
+    };
+    let list = net
+        .peers()
+        .await
+        .map_err(|_| crate::error::NodeError::ShuttingDown)?;
+    Ok(Json(list))
 }
 
 pub async fn list(State(st): State<ApiState>) -> Json<GroupList> {

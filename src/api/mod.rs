@@ -43,6 +43,7 @@ impl ApiState {
 pub fn router(state: ApiState) -> Router {
     let api = Router::new()
         .route("/api/v1/node", get(groups::node_info))
+        .route("/api/v1/peers", get(groups::peers))
         .route("/api/v1/groups", get(groups::list).post(groups::create))
         .route("/api/v1/groups/join", post(groups::join))
         .route(

@@ -5,14 +5,16 @@ use crate::chain::object;
 use crate::chain::seed::{Seed, VerifiedSeed};
 use crate::chain::verify::{verify_genesis, verify_trx};
 use crate::chain::{
-    Consensus, Genesis, GenesisBody, GroupId, GroupKind, Trx, TrxId, PROTOCOL_VERSION,
+    Block, Consensus, Genesis, GenesisBody, GroupId, GroupKind, Head, Trx, TrxId, Verified,
+    PROTOCOL_VERSION,
 };
 use crate::crypto::{random_bytes, GroupKey, Identity};
 use crate::error::NodeError;
 use crate::store::{Committed, JoinOutcome, Store};
 use crate::util::now_ms;
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::{broadcast, mpsc};
 
 pub const MAX_GROUP_NAME_CHARS: usize = 128;
@@ -30,6 +32,8 @@ pub struct Engine {
     pub(crate) groups: Groups,
     produce_tx: mpsc::UnboundedSender<GroupId>,
     events: broadcast::Sender<ChainEvent>,
+    /// The network handle, set once the p2p layer has started (absent in API-only tests).
+    net: OnceLock<crate::p2p::Client>,
 }
 
 /// Outcome of a join, so the API can answer 201 or 200.
@@ -50,7 +54,22 @@ impl Engine {
             groups: Groups::default(),
             produce_tx,
             events: broadcast::channel(4096).0,
+            net: OnceLock::new(),
         }
+    }
+
+    /// The peer-to-peer network, once started.
+    pub fn network(&self) -> Option<&crate::p2p::Client> {
+        self.net.get()
+    }
+
+    pub(crate) fn set_network(&self, client: crate::p2p::Client) {
+        let _ = self.net.set(client);
+    }
+
+    /// Whether this node produces blocks for the group (else it follows it over the network).
+    pub fn produces(&self, entry: &GroupEntry) -> bool {
+        entry.rules.is_producer(&self.identity.public())
     }
 
     pub fn public_key(&self) -> [u8; 32] {
@@ -123,6 +142,7 @@ impl Engine {
             &self.identity.public(),
         ));
         self.groups.insert(entry.clone());
+        self.announce_group(gid, &[]).await;
         tracing::info!(group = %gid, kind = kind.as_str(), "created group");
         Ok(entry)
     }
@@ -135,8 +155,23 @@ impl Engine {
                 GroupKind::Public => entry.key.as_ref().map(|k| *k.as_bytes()),
                 GroupKind::Private => None,
             },
-            bootstrap: entry.bootstrap.clone(),
+            bootstrap: self.seed_bootstrap(entry),
         }
+    }
+
+    /// This node's own addresses first, then the addresses the group came with.
+    fn seed_bootstrap(&self, entry: &GroupEntry) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .net
+            .get()
+            .map(|n| n.listen_addrs().iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        for b in &entry.bootstrap {
+            if !out.contains(b) {
+                out.push(b.clone());
+            }
+        }
+        out
     }
 
     /// Joins a group from its seed after verifying it.
@@ -170,6 +205,7 @@ impl Engine {
         ));
         self.load_pending_into(&entry).await?;
         self.groups.insert(entry.clone());
+        self.announce_group(gid, &entry.bootstrap).await;
         tracing::info!(group = %gid, role = entry.role.as_str(), "joined group");
         Ok(match outcome {
             JoinOutcome::AlreadyJoined => Joined::Existing(entry),
@@ -180,6 +216,9 @@ impl Engine {
     /// Leaves a group; `purge` also deletes its blocks and trx.
     pub async fn leave(&self, id: &GroupId, purge: bool) -> Result<(), NodeError> {
         let known = self.groups.remove(id).is_some();
+        if let Some(net) = self.net.get() {
+            let _ = net.group_removed(*id).await;
+        }
         let stored = self.store.leave_group(*id, purge).await?;
         if !known && !stored {
             return Err(NodeError::UnknownGroup(id.to_hex()));
@@ -204,9 +243,71 @@ impl Engine {
         let verified = verify_trx(trx, &entry.rules, now)?;
         let trx_id = verified.id();
         self.store.insert_pending(&verified, now).await?;
+        let forward = (!self.produces(&entry)).then(|| verified.clone());
         entry.lock().pending.push_back(verified);
         self.schedule(&entry);
+        if let (Some(trx), Some(net)) = (forward, self.net.get()) {
+            // Acknowledged once stored; the network layer re-publishes until it is included.
+            if let Err(e) = net.publish_trx(&trx).await {
+                tracing::debug!(trx = %trx_id, error = %e, "first publish failed; will retry");
+            }
+        }
         Ok(trx_id)
+    }
+
+    /// Subscribes the network to a group's topic and dials the addresses it came with.
+    async fn announce_group(&self, gid: GroupId, bootstrap: &[String]) {
+        if let Some(net) = self.net.get() {
+            let addrs = bootstrap.iter().filter_map(|a| a.parse().ok()).collect();
+            let _ = net.group_added(gid, addrs).await;
+        }
+    }
+
+    /// A verified trx received from a peer, for a group this node produces: stored as pending
+    /// and queued for the next block, exactly like a local post.
+    pub(crate) async fn accept_remote_trx(
+        &self,
+        entry: &Arc<GroupEntry>,
+        trx: Verified<Trx>,
+    ) -> Result<(), NodeError> {
+        self.store.insert_pending(&trx, now_ms()).await?;
+        entry.lock().pending.push_back(trx);
+        self.schedule(entry);
+        Ok(())
+    }
+
+    /// Records a block from the network that is now durably stored: moves the head, drops its
+    /// trx from the pending queue and tells subscribers.
+    pub(crate) fn apply_committed(
+        &self,
+        entry: &GroupEntry,
+        block: &Verified<Block>,
+        committed: Committed,
+    ) {
+        {
+            let mut st = entry.lock();
+            if block.body.height > st.head.height {
+                st.head = Head {
+                    height: block.body.height,
+                    hash: block.hash(),
+                    timestamp: block.body.timestamp,
+                };
+            }
+            if !st.pending.is_empty() {
+                let included: HashSet<TrxId> = committed.trx.iter().map(|(id, _)| *id).collect();
+                st.pending.retain(|t| !included.contains(&t.id()));
+            }
+        }
+        self.publish(ChainEvent::Included(Arc::new(committed)));
+    }
+
+    /// Publishes a block this node produced to the group's peers.
+    pub(crate) async fn announce_block(&self, block: &Verified<Block>) {
+        if let Some(net) = self.net.get() {
+            if let Err(e) = net.publish_block(block).await {
+                tracing::debug!(height = block.body.height, error = %e, "block not published");
+            }
+        }
     }
 
     /// Tells the producer a group has pending trx (at most one outstanding wake-up per group).

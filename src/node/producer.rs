@@ -107,6 +107,7 @@ async fn produce_pending(engine: &Engine, gid: crate::chain::GroupId) -> bool {
                 }
                 tracing::debug!(group = %gid, height = block.body.height, trx = taken, "produced block");
                 engine.publish(ChainEvent::Included(Arc::new(committed)));
+                engine.announce_block(&block).await;
             }
             Err(e) => {
                 tracing::error!(group = %gid, error = %e, "block commit failed; trx stay pending");

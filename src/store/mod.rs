@@ -6,6 +6,7 @@
 mod migrations;
 mod ops;
 mod pool;
+mod sync;
 
 pub use ops::*;
 

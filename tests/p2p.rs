@@ -1,0 +1,263 @@
+//! The peer-to-peer network with real nodes on 127.0.0.1: gossip, sync, relays, bans, healing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use axum::http::Method;
+use common::testnet::TestNet;
+use common::{api, eventually};
+use rumgate::chain::seed::Seed;
+use rumgate::chain::{GroupId, GroupKind, TrxId};
+use rumgate::Node;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+async fn post(node: &Node, gid: GroupId, text: &str) -> TrxId {
+    node.engine()
+        .post(&gid, json!({"type": "Note", "content": text}))
+        .await
+        .expect("post acknowledged")
+}
+
+async fn group_info(node: &Node, gid: GroupId) -> Value {
+    let (s, v) = api(node, Method::GET, &format!("/api/v1/groups/{gid}"), None).await;
+    assert_eq!(s, 200, "{v}");
+    v
+}
+
+async fn trx_status(node: &Node, id: TrxId) -> String {
+    let (_, v) = api(node, Method::GET, &format!("/api/v1/trx/{id}"), None).await;
+    v["status"].as_str().unwrap_or("unknown").to_string()
+}
+
+/// Node 0 creates a group; every other listed node joins it from node 0's seed.
+async fn shared_group(net: &TestNet, kind: GroupKind, joiners: &[usize]) -> (GroupId, String) {
+    let owner = net.node(0).engine();
+    let entry = owner.create_group("net", kind).await.unwrap();
+    let seed = owner.seed(&entry).to_url();
+    for &i in joiners {
+        net.node(i).engine().join(&seed).await.unwrap();
+    }
+    (entry.id(), seed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_from_every_node_appear_on_all_in_identical_order() {
+    let net = TestNet::start(3).await;
+    let (gid, seed) = shared_group(&net, GroupKind::Public, &[1, 2]).await;
+    // The seed a node hands out carries its own dialable address.
+    let parsed = Seed::parse_and_verify(&seed).unwrap();
+    assert_eq!(parsed.bootstrap, net.addrs(0));
+    assert!(parsed.bootstrap[0].contains("/ip4/127.0.0.1/tcp/"));
+    assert!(parsed.bootstrap[0].contains(&format!("/p2p/{}", net.node(0).p2p().peer_id())));
+
+    let mut ids = Vec::new();
+    for round in 0..10 {
+        for i in 0..3 {
+            ids.push((
+                i,
+                post(net.node(i), gid, &format!("node {i} round {round}")).await,
+            ));
+        }
+    }
+    net.wait_trx_count(&[0, 1, 2], gid, ids.len(), LIMIT).await;
+    net.assert_same_chain(&[0, 1, 2], gid).await;
+    let chain = net.chain(0, gid).await;
+    for (i, id) in &ids {
+        assert_eq!(
+            chain.iter().filter(|c| *c == id).count(),
+            1,
+            "trx of node {i}"
+        );
+        // The poster sees its own trx move from pending to included.
+        let node = net.node(*i);
+        eventually(LIMIT, "own trx included", || async {
+            (trx_status(node, *id).await == "included").then_some(())
+        })
+        .await;
+    }
+    // Members read the content (public group) and know the network.
+    let (_, posts) = api(
+        net.node(2),
+        Method::GET,
+        &format!("/api/v1/groups/{gid}/posts?limit=500"),
+        None,
+    )
+    .await;
+    assert_eq!(posts["items"].as_array().unwrap().len(), 30);
+    assert!(posts["items"][0]["object"]["content"].is_string());
+    let (_, info) = api(net.node(1), Method::GET, "/api/v1/node", None).await;
+    assert!(info["peer_count"].as_u64().unwrap() >= 1, "{info}");
+    assert_eq!(info["listen_addrs"][0].as_str().unwrap(), net.addrs(1)[0]);
+    let (_, peers) = api(net.node(1), Method::GET, "/api/v1/peers", None).await;
+    let owner_peer = net.node(0).p2p().peer_id().to_string();
+    let owner = peers["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["peer_id"] == owner_peer.as_str())
+        .expect("owner among peers");
+    assert!(owner["groups"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(gid.to_hex())));
+    let g = group_info(net.node(2), gid).await;
+    assert_eq!(g["sync"]["state"], "synced");
+    assert_eq!(g["role"], "member");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_node_catches_up_on_500_posts_after_restart() {
+    let mut net = TestNet::start(3).await;
+    let (gid, _) = shared_group(&net, GroupKind::Public, &[1, 2]).await;
+    post(net.node(0), gid, "before").await;
+    net.wait_trx_count(&[0, 1, 2], gid, 1, LIMIT).await;
+
+    net.stop(2).await;
+    for i in 0..500 {
+        post(net.node(i % 2), gid, &format!("while away {i}")).await;
+    }
+    net.wait_trx_count(&[0, 1], gid, 501, LIMIT).await;
+
+    net.restart(2).await;
+    net.wait_trx_count(&[2], gid, 501, LIMIT).await;
+    net.assert_same_chain(&[0, 1, 2], gid).await;
+    let g = eventually(LIMIT, "synced state", || async {
+        let g = group_info(net.node(2), gid).await;
+        (g["sync"]["state"] == "synced").then_some(g)
+    })
+    .await;
+    let height = net.node(0).engine().group(&gid).unwrap().head().height;
+    assert_eq!(g["sync"]["local_height"], height);
+    assert_eq!(g["sync"]["remote_height"], height);
+    assert_eq!(g["sync"]["progress"], 1.0);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_node_converges_after_heal() {
+    let net = TestNet::start(3).await;
+    let (gid, _) = shared_group(&net, GroupKind::Public, &[1, 2]).await;
+    post(net.node(1), gid, "together").await;
+    net.wait_trx_count(&[0, 1, 2], gid, 1, LIMIT).await;
+
+    // Cut node 2 off. Both sides keep posting.
+    net.node(2).p2p().set_offline(true).await.unwrap();
+    eventually(LIMIT, "node 2 isolated", || async {
+        (net.node(2).p2p().peer_count() == 0).then_some(())
+    })
+    .await;
+    let mut main_side = Vec::new();
+    for i in 0..20 {
+        main_side.push(post(net.node(i % 2), gid, &format!("main {i}")).await);
+    }
+    let mut cut_off = Vec::new();
+    for i in 0..10 {
+        cut_off.push(post(net.node(2), gid, &format!("island {i}")).await);
+    }
+    net.wait_trx_count(&[0, 1], gid, 21, LIMIT).await;
+    // The island's trx are acknowledged (stored as pending) but cannot be included yet.
+    assert_eq!(trx_status(net.node(2), cut_off[0]).await, "pending");
+    assert_eq!(net.chain(2, gid).await.len(), 1);
+
+    // Heal: the node reconnects, syncs the missed blocks, and its pending trx get included.
+    net.node(2).p2p().set_offline(false).await.unwrap();
+    net.wait_trx_count(&[0, 1, 2], gid, 31, LIMIT).await;
+    net.assert_same_chain(&[0, 1, 2], gid).await;
+    let chain = net.chain(0, gid).await;
+    for id in main_side.iter().chain(&cut_off) {
+        assert_eq!(chain.iter().filter(|c| *c == id).count(), 1);
+    }
+    for id in &cut_off {
+        let node = net.node(2);
+        eventually(LIMIT, "island trx included", || async {
+            (trx_status(node, *id).await == "included").then_some(())
+        })
+        .await;
+    }
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_only_node_stores_and_forwards_but_cannot_read() {
+    // owner (0) <-> relay (1) <-> far relay (2): node 2 never talks to the owner.
+    let mut net = TestNet::start(2).await;
+    let owner = net.node(0).engine();
+    let entry = owner
+        .create_group("private", GroupKind::Private)
+        .await
+        .unwrap();
+    let gid = entry.id();
+    let seed = owner.seed(&entry).to_url();
+    net.node(1).engine().join(&seed).await.unwrap();
+    // Node 2 gets a seed whose only address is the relay's.
+    let parsed = Seed::parse_and_verify(&seed).unwrap();
+    let far_seed = Seed {
+        genesis: (*parsed.genesis).clone(),
+        group_key: None,
+        bootstrap: net.addrs(1),
+    }
+    .to_url();
+    let far = net.add(Vec::new()).await;
+    net.node(far).engine().join(&far_seed).await.unwrap();
+
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(post(net.node(0), gid, &format!("secret {i}")).await);
+    }
+    net.wait_trx_count(&[0, 1, far], gid, 12, LIMIT).await;
+    net.assert_same_chain(&[0, 1, far], gid).await;
+
+    for i in [1, far] {
+        let node = net.node(i);
+        let g = group_info(node, gid).await;
+        assert_eq!(g["role"], "relay-only");
+        // It stores the posts but cannot read them...
+        let (_, posts) = api(
+            node,
+            Method::GET,
+            &format!("/api/v1/groups/{gid}/posts"),
+            None,
+        )
+        .await;
+        let items = posts["items"].as_array().unwrap();
+        assert_eq!(items.len(), 12);
+        assert!(items.iter().all(|p| p["object"].is_null()), "{posts}");
+        // ...nor post.
+        let (s, v) = api(
+            node,
+            Method::POST,
+            &format!("/api/v1/groups/{gid}/posts"),
+            Some(json!({"content": "hi"})),
+        )
+        .await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (403, Some("no_group_key"))
+        );
+    }
+    // The owner reads its own posts.
+    let (_, posts) = api(
+        net.node(0),
+        Method::GET,
+        &format!("/api/v1/groups/{gid}/posts"),
+        None,
+    )
+    .await;
+    assert_eq!(posts["items"][0]["object"]["content"], "secret 0");
+    // Everything node 2 has came through the relay.
+    let owner_peer = net.node(0).p2p().peer_id().to_string();
+    let (_, peers) = api(net.node(far), Method::GET, "/api/v1/peers", None).await;
+    assert!(
+        peers["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["peer_id"] != owner_peer.as_str()),
+        "{peers}"
+    );
+    net.shutdown().await;
+}
