@@ -367,18 +367,6 @@ pub async fn group_command(cmd: GroupCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn progress_bar_is_fixed_width_and_clamped() {
-        assert_eq!(super::progress_bar(0.0, 10), "[----------]   0%");
-        assert_eq!(super::progress_bar(0.456, 10), "[####------]  45%");
-        assert_eq!(super::progress_bar(1.0, 10), "[##########] 100%");
-        assert_eq!(super::progress_bar(7.0, 4), "[####] 100%");
-        assert_eq!(super::progress_bar(f64::NAN, 4), "[----]   0%");
-    }
-}
-
 pub async fn post_command(api: ApiArgs, group: String, text: String) -> anyhow::Result<()> {
     let c = ApiClient::from_args(&api)?;
     let id = c.resolve_group(&group).await?;
@@ -428,4 +416,16 @@ pub async fn posts_command(
     }
     eprintln!("next cursor: {}", list.next_cursor);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn progress_bar_is_fixed_width_and_clamped() {
+        assert_eq!(super::progress_bar(0.0, 10), "[----------]   0%");
+        assert_eq!(super::progress_bar(0.456, 10), "[####------]  45%");
+        assert_eq!(super::progress_bar(1.0, 10), "[##########] 100%");
+        assert_eq!(super::progress_bar(7.0, 4), "[####] 100%");
+        assert_eq!(super::progress_bar(f64::NAN, 4), "[----]   0%");
+    }
 }

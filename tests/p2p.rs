@@ -261,3 +261,196 @@ async fn relay_only_node_stores_and_forwards_but_cannot_read() {
     );
     net.shutdown().await;
 }
+
+/// A misbehaving peer: a bare libp2p swarm speaking rumgate's gossip, controlled by the test.
+mod rogue {
+    use libp2p::futures::StreamExt;
+    use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
+    use libp2p::swarm::SwarmEvent;
+    use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, Swarm};
+    use std::time::Duration;
+
+    pub struct Rogue {
+        pub swarm: Swarm<gossipsub::Behaviour>,
+        pub topic: IdentTopic,
+    }
+
+    impl Rogue {
+        /// Connects to `target` and waits until it has subscribed to `topic`.
+        pub async fn connect(target: &str, topic: IdentTopic) -> Rogue {
+            let cfg = rumgate::p2p::behaviour::gossipsub_config().unwrap();
+            let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+                .with_tokio()
+                .with_tcp(
+                    tcp::Config::default(),
+                    noise::Config::new,
+                    yamux::Config::default,
+                )
+                .unwrap()
+                .with_behaviour(|_| {
+                    gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, cfg).unwrap()
+                })
+                .unwrap()
+                .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+                .build();
+            swarm.behaviour_mut().subscribe(&topic).unwrap();
+            swarm.dial(target.parse::<Multiaddr>().unwrap()).unwrap();
+            let wait = async {
+                loop {
+                    if let SwarmEvent::Behaviour(gossipsub::Event::Subscribed {
+                        topic: t, ..
+                    }) = swarm.select_next_some().await
+                    {
+                        if t == topic.hash() {
+                            return;
+                        }
+                    }
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(10), wait)
+                .await
+                .expect("the node subscribes to the group topic");
+            Rogue { swarm, topic }
+        }
+
+        pub fn peer_id(&self) -> PeerId {
+            *self.swarm.local_peer_id()
+        }
+
+        /// Publishes `data` and drives the swarm until the node drops the connection.
+        pub async fn publish_until_disconnected(mut self, data: Vec<u8>) {
+            self.swarm
+                .behaviour_mut()
+                .publish(self.topic.clone(), data)
+                .unwrap();
+            let wait = async {
+                loop {
+                    if let SwarmEvent::ConnectionClosed {
+                        num_established: 0, ..
+                    } = self.swarm.select_next_some().await
+                    {
+                        return;
+                    }
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(10), wait)
+                .await
+                .expect("the node disconnects the rogue peer");
+        }
+
+        /// Publishes `data` and keeps the swarm running (for valid data).
+        pub fn publish_and_keep_running(mut self, data: Vec<u8>) -> tokio::task::JoinHandle<()> {
+            self.swarm
+                .behaviour_mut()
+                .publish(self.topic.clone(), data)
+                .unwrap();
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(20), async {
+                    loop {
+                        self.swarm.select_next_some().await;
+                    }
+                })
+                .await;
+            })
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejects_blocks_with_bad_signature_or_wrong_prev_hash_and_bans_the_sender() {
+    use rumgate::chain::verify::{produce_block, verify_genesis, verify_trx, GroupRules};
+    use rumgate::chain::{BlockHash, Consensus, Genesis, GenesisBody, Head, Trx, PROTOCOL_VERSION};
+    use rumgate::crypto::{random_bytes, GroupKey, Identity};
+    use rumgate::p2p::protocol::{encode_block, topic};
+    use rumgate::util::now_ms;
+
+    // The rogue owns a group (so it can sign blocks) that the node follows.
+    let owner = Identity::generate();
+    let genesis = Genesis::sign(
+        GenesisBody {
+            version: PROTOCOL_VERSION,
+            name: "rogue".into(),
+            app: "timeline".into(),
+            kind: GroupKind::Public,
+            owner: owner.public(),
+            consensus: Consensus::Poa,
+            created_at: now_ms() - 1000,
+            salt: random_bytes(),
+        },
+        &owner,
+    );
+    let key = GroupKey::generate();
+    let seed = Seed {
+        genesis: genesis.clone(),
+        group_key: Some(*key.as_bytes()),
+        bootstrap: vec![],
+    }
+    .to_url();
+    let genesis = verify_genesis(genesis).unwrap();
+    let rules = GroupRules::from_genesis(&genesis);
+    let gid = rules.group_id;
+    let head = Head::genesis(gid, genesis.body.created_at);
+    let block_with = |text: &str, head: &Head| {
+        let now = now_ms();
+        let t = Trx::new_post(&owner, gid, &key, text.as_bytes(), now, random_bytes());
+        produce_block(
+            &owner,
+            &rules,
+            head,
+            vec![verify_trx(t, &rules, now).unwrap()],
+            now,
+        )
+        .unwrap()
+        .into_inner()
+    };
+
+    let net = TestNet::start(1).await;
+    let node = net.node(0);
+    node.engine().join(&seed).await.unwrap();
+    let target = net.addrs(0)[0].clone();
+
+    let banned = |peer: String| async move {
+        let (_, v) = api(node, Method::GET, "/api/v1/peers", None).await;
+        v["banned"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["peer_id"] == peer.as_str())
+            .map(|b| b["reason"].as_str().unwrap().to_string())
+    };
+
+    // 1. A correctly signed block at height 1 that links to the wrong parent.
+    let mut wrong_prev = head;
+    wrong_prev.hash = BlockHash([7; 32]);
+    let bad_link = block_with("wrong parent", &wrong_prev);
+    let r1 = rogue::Rogue::connect(&target, topic(&gid)).await;
+    let p1 = r1.peer_id().to_string();
+    r1.publish_until_disconnected(encode_block(&bad_link)).await;
+    let reason = eventually(LIMIT, "first rogue banned", || banned(p1.clone())).await;
+    assert!(reason.contains("prev_hash"), "{reason}");
+
+    // 2. A correctly linked block whose signature is broken.
+    let mut bad_sig = block_with("forged", &head);
+    bad_sig.signature.0[10] ^= 0x40;
+    let r2 = rogue::Rogue::connect(&target, topic(&gid)).await;
+    let p2 = r2.peer_id().to_string();
+    r2.publish_until_disconnected(encode_block(&bad_sig)).await;
+    let reason = eventually(LIMIT, "second rogue banned", || banned(p2.clone())).await;
+    assert!(reason.contains("bad signature"), "{reason}");
+
+    // Nothing was stored.
+    assert_eq!(node.engine().group(&gid).unwrap().head().height, 0);
+    assert!(net.block_hashes(0, gid).await.is_empty());
+    assert!(net.chain(0, gid).await.is_empty());
+
+    // A valid block from a third peer is accepted: the rejections were about the data.
+    let good = block_with("fine", &head);
+    let r3 = rogue::Rogue::connect(&target, topic(&gid)).await;
+    let p3 = r3.peer_id().to_string();
+    let running = r3.publish_and_keep_running(encode_block(&good));
+    net.wait_trx_count(&[0], gid, 1, LIMIT).await;
+    assert_eq!(net.block_hashes(0, gid).await, vec![good.hash().to_hex()]);
+    assert!(banned(p3).await.is_none());
+    running.abort();
+    net.shutdown().await;
+}

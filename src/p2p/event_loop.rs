@@ -483,11 +483,9 @@ impl EventLoop {
                 }
                 self.update_peer_count();
             }
-            SwarmEvent::NewListenAddr { address, .. } => {
-                if !self.bound.contains(&address) {
-                    self.bound.push(address);
-                    self.refresh_advertised();
-                }
+            SwarmEvent::NewListenAddr { address, .. } if !self.bound.contains(&address) => {
+                self.bound.push(address);
+                self.refresh_advertised();
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.bound.retain(|a| *a != address);
