@@ -32,6 +32,9 @@ pub enum BenchCommand {
     Idle,
     /// Start-up time of `rumgate run` over a store holding N trx.
     Startup(StartupArgs),
+    /// Three nodes on loopback: sustained round-robin posting, post→visible-everywhere latency,
+    /// catch-up rate of a fresh node, and a final exactly-once / same-chain check.
+    P2p(crate::bench_p2p::P2pArgs),
 }
 
 #[derive(Debug, Args)]
@@ -71,10 +74,11 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ingest(a) => ingest(a).await,
         BenchCommand::Idle => idle().await,
         BenchCommand::Startup(a) => startup(a).await,
+        BenchCommand::P2p(a) => crate::bench_p2p::run(a).await,
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -82,7 +86,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
@@ -363,7 +367,7 @@ fn sqlite_insert_rate(path: &std::path::Path, size: usize) -> anyhow::Result<f64
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
-fn tempfile_dir(prefix: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn tempfile_dir(prefix: &str) -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("{prefix}-{}", hex::encode(random_bytes::<6>())));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
@@ -499,7 +503,7 @@ async fn startup(a: StartupArgs) -> anyhow::Result<()> {
 }
 
 /// Writes `n` small signed trx in full blocks straight through the store (the fast path).
-async fn fill_store(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
+pub(crate) async fn fill_store(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     // Create the node key the binary will load, so the group is owned by that node.
     let (owner, _) = crate::crypto::keystore::load_or_create(&dir.join("node.key"), None)?;

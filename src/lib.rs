@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod bench_p2p;
 pub mod chain;
 pub mod cli;
 pub mod config;
