@@ -69,6 +69,9 @@ async fn main() -> anyhow::Result<()> {
 fn announce(node: &Node) {
     println!("rumgate node {}", hex::encode(node.engine().public_key()));
     println!("API listening on http://{}", node.api_addr());
+    for addr in node.p2p().listen_addrs() {
+        println!("p2p listening on {addr}");
+    }
     match node.token_source() {
         TokenSource::Generated(p) => println!("API token created in {} (mode 0600)", p.display()),
         TokenSource::Existing(p) => println!("API token in {}", p.display()),
