@@ -106,10 +106,10 @@ struct Phase {
 async fn post_one(node: &Node, gid: GroupId, body: &serde_json::Value) -> Option<(TrxId, Instant)> {
     let start = Instant::now();
     node.engine()
-        .post(&gid, body.clone())
+        .post(&gid, body.clone(), Default::default())
         .await
         .ok()
-        .map(|id| (id, start))
+        .map(|p| (p.trx_id, start))
 }
 
 async fn open_loop(

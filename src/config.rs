@@ -54,6 +54,12 @@ pub struct ApiConfig {
     pub token_file: Option<PathBuf>,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
+    /// `/metrics` needs a token with the `read` scope (true), or is open to loopback clients
+    /// only (false) for a local Prometheus without credentials.
+    pub metrics_auth: bool,
+    /// Blocks buffered per group for live stream clients; a client further behind is told to
+    /// resume from its cursor instead of being buffered for.
+    pub stream_buffer: usize,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -101,6 +107,8 @@ impl Default for ApiConfig {
             token: None,
             token_file: None,
             max_body_bytes: 1024 * 1024,
+            metrics_auth: true,
+            stream_buffer: crate::node::feed::FEED_BUFFER,
         }
     }
 }
@@ -196,6 +204,9 @@ impl Config {
         }
         if self.api.max_body_bytes < 1024 {
             problems.push("api.max_body_bytes: must be at least 1024".into());
+        }
+        if self.api.stream_buffer == 0 {
+            problems.push("api.stream_buffer: must be at least 1".into());
         }
         if self.chain.batch_window_ms > 1000 {
             problems.push("chain.batch_window_ms: must be at most 1000".into());

@@ -10,6 +10,8 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod gateways;
+pub mod metrics;
 pub mod node;
 pub mod p2p;
 pub mod store;

@@ -207,3 +207,81 @@ fn cli_reports_an_unreachable_node_clearly() {
         stderr(&out)
     );
 }
+
+fn spawn_on(dir: &Path, addr: &str) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rumgate"))
+        .args(["run", "--api-listen", addr, "--data-dir"])
+        .arg(dir)
+        .env("RUMGATE_API_TOKEN", TOKEN)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("node exited early").unwrap();
+        if line.starts_with("API listening on ") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
+#[test]
+fn tail_follows_and_resumes_after_the_node_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    // A fixed port so the restarted node is where `tail` reconnects.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let base = format!("http://{addr}");
+    let env = [("RUMGATE_API", base.as_str()), ("RUMGATE_TOKEN", TOKEN)];
+    let mut node = spawn_on(dir.path(), &addr);
+    assert!(rumgate(&["group", "create", "feed"], &env).status.success());
+    assert!(rumgate(&["post", "feed", "before"], &env).status.success());
+
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_rumgate"))
+        .args(["tail", "feed", "--after", "0"])
+        .env("RUMGATE_API", &base)
+        .env("RUMGATE_TOKEN", TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let out = tail.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |what: &str| {
+        rx.recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("tail printed nothing for {what}"))
+    };
+    assert!(next("first").ends_with(": before"));
+    assert!(rumgate(&["post", "feed", "live"], &env).status.success());
+    assert!(next("live").ends_with(": live"));
+
+    node.kill().unwrap();
+    node.wait().unwrap();
+    let mut node = spawn_on(dir.path(), &addr);
+    assert!(rumgate(&["post", "feed", "after restart"], &env)
+        .status
+        .success());
+    assert!(rumgate(&["post", "feed", "and more"], &env)
+        .status
+        .success());
+    // Exactly the new items, no repeats of "before"/"live".
+    assert!(next("after restart").ends_with(": after restart"));
+    assert!(next("and more").ends_with(": and more"));
+    tail.kill().unwrap();
+    tail.wait().unwrap();
+    node.kill().unwrap();
+    node.wait().unwrap();
+}

@@ -16,9 +16,14 @@ const LIMIT: Duration = Duration::from_secs(20);
 
 async fn post(node: &Node, gid: GroupId, text: &str) -> TrxId {
     node.engine()
-        .post(&gid, json!({"type": "Note", "content": text}))
+        .post(
+            &gid,
+            json!({"type": "Note", "content": text}),
+            Default::default(),
+        )
         .await
         .expect("post acknowledged")
+        .trx_id
 }
 
 async fn group_info(node: &Node, gid: GroupId) -> Value {

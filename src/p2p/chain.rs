@@ -12,7 +12,7 @@ use crate::chain::verify::{check_block_detached, verify_blocks, verify_trx};
 use crate::chain::{Block, ChainError, GroupId, Head, TrxId, Verified};
 use crate::error::NodeError;
 use crate::node::{Engine, GroupEntry};
-use crate::store::{Committed, StoreError};
+use crate::store::Committed;
 use crate::util::now_ms;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::PeerId;
@@ -90,7 +90,7 @@ struct Retry {
     next: Instant,
 }
 
-type CommitJob = JoinHandle<(Vec<Verified<Block>>, Result<Vec<Committed>, StoreError>)>;
+type CommitJob = JoinHandle<(Vec<Verified<Block>>, Result<Vec<Arc<Committed>>, NodeError>)>;
 
 pub(crate) struct ChainActor {
     engine: Arc<Engine>,
@@ -159,9 +159,9 @@ impl ChainActor {
             if inflight.is_none() && !self.queue.is_empty() {
                 let n = self.queue.len().min(MAX_COMMIT_BLOCKS);
                 let batch: Vec<Verified<Block>> = self.queue.drain(..n).collect();
-                let store = self.engine.store().clone();
+                let engine = self.engine.clone();
                 inflight = Some(self.tasks.spawn(async move {
-                    let r = store.commit_blocks(&batch).await;
+                    let r = engine.store_blocks(&batch).await;
                     (batch, r)
                 }));
             }
@@ -566,16 +566,11 @@ impl ChainActor {
     fn on_committed(
         &mut self,
         blocks: Vec<Verified<Block>>,
-        result: Result<Vec<Committed>, StoreError>,
+        result: Result<Vec<Arc<Committed>>, NodeError>,
     ) {
         match result {
-            Ok(committed) => {
-                for (block, c) in blocks.iter().zip(committed) {
-                    if let Ok(entry) = self.engine.group(&block.body.group_id) {
-                        self.engine.apply_committed(&entry, block, c);
-                    }
-                }
-            }
+            // The engine applied them (head, feed, waiters, pending) as part of storing.
+            Ok(_) => {}
             Err(e) => {
                 let groups: HashSet<GroupId> = blocks.iter().map(|b| b.body.group_id).collect();
                 tracing::warn!(error = %e, groups = groups.len(), "storing synced blocks failed; resyncing");

@@ -62,7 +62,7 @@ pub struct SyncProgress {
 }
 
 /// One connected peer, as `GET /api/v1/peers` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PeerInfo {
     pub peer_id: String,
     pub addrs: Vec<String>,
@@ -75,7 +75,7 @@ pub struct PeerInfo {
 }
 
 /// A peer refused for a while after sending invalid data.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BannedPeer {
     pub peer_id: String,
     pub reason: String,
@@ -83,7 +83,7 @@ pub struct BannedPeer {
     pub remaining_secs: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PeerList {
     pub peers: Vec<PeerInfo>,
     pub banned: Vec<BannedPeer>,

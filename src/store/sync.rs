@@ -10,8 +10,14 @@ use rusqlite::params;
 impl Store {
     /// Stores consecutive verified blocks (of any groups, each group's in chain order) in one
     /// transaction: all of them or, if any fails, none.
-    pub async fn commit_blocks(&self, blocks: &[Verified<Block>]) -> Result<Vec<Committed>> {
-        let rows: Vec<BlockRows> = blocks.iter().map(BlockRows::new).collect();
+    pub async fn commit_blocks(
+        &self,
+        blocks: Vec<(&Verified<Block>, super::BlockRefs)>,
+    ) -> Result<Vec<Committed>> {
+        let rows: Vec<BlockRows> = blocks
+            .into_iter()
+            .map(|(b, refs)| BlockRows::new(b, refs))
+            .collect();
         self.write(move |c| rows.iter().map(|r| r.insert(c)).collect())
             .await
     }
@@ -125,6 +131,10 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    fn no_refs(blocks: &[Verified<Block>]) -> Vec<(&Verified<Block>, crate::store::BlockRefs)> {
+        blocks.iter().map(|b| (b, Vec::new())).collect()
+    }
+
     use crate::chain::encoding::{decode, encode};
     use crate::chain::verify::{produce_block, verify_genesis, verify_trx, GroupRules};
     use crate::chain::*;
@@ -180,7 +190,7 @@ mod tests {
             };
             blocks.push(b);
         }
-        let committed = store.commit_blocks(&blocks).await.unwrap();
+        let committed = store.commit_blocks(no_refs(&blocks)).await.unwrap();
         assert_eq!(committed.len(), 3);
         let got = store
             .encoded_blocks(rules.group_id, 1, 3, 10, 1 << 20)
@@ -217,6 +227,6 @@ mod tests {
             1
         );
         // A second commit of the same blocks fails as a whole.
-        assert!(store.commit_blocks(&blocks[2..]).await.is_err());
+        assert!(store.commit_blocks(no_refs(&blocks[2..])).await.is_err());
     }
 }

@@ -39,13 +39,19 @@ pub enum Style {
     Underline,
     Strikethrough,
     Code,
-    Pre { language: Option<String> },
-    Link { url: String },
+    Pre {
+        language: Option<String>,
+    },
+    Link {
+        url: String,
+    },
     Spoiler,
     Quote,
     /// A mention of a user of the network the text came from or goes to; `user` is that
     /// network's user id.
-    Mention { user: String },
+    Mention {
+        user: String,
+    },
 }
 
 impl FormattedText {
@@ -239,6 +245,9 @@ pub struct OutboundMessage {
     /// Set when the post was itself bridged from some chat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
+    /// The item as the node's API shows it, for adapters that forward it whole (webhooks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<serde_json::Value>,
 }
 
 /// The remote messages an outbound item became. A text longer than the remote allows is split
@@ -287,7 +296,10 @@ pub enum InboundEvent {
         message_id: String,
     },
     /// The chat got a new id (Telegram group → supergroup migration); links follow it.
-    ChatMigrated { chat: String, new_chat: String },
+    ChatMigrated {
+        chat: String,
+        new_chat: String,
+    },
 }
 
 /// A message written in a chat.
@@ -392,8 +404,8 @@ mod tests {
 
     #[test]
     fn prepend_and_append_shift_spans() {
-        let mut body = FormattedText::new("body", vec![Span::new(0, 4, Style::Italic)])
-            .expect("valid body");
+        let mut body =
+            FormattedText::new("body", vec![Span::new(0, 4, Style::Italic)]).expect("valid body");
         let nick = FormattedText::new("Ann: ", vec![Span::new(0, 3, Style::Bold)]).expect("nick");
         body.prepend(&nick);
         body.append(&FormattedText::new("!", vec![Span::new(0, 1, Style::Code)]).expect("tail"));
