@@ -459,3 +459,59 @@ async fn rejects_blocks_with_bad_signature_or_wrong_prev_hash_and_bans_the_sende
     running.abort();
     net.shutdown().await;
 }
+
+/// Blocks that arrive from the network feed a follower's live stream and resolve `?wait=true`
+/// there, exactly like blocks the node produced itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_streams_network_blocks_live_and_wait_resolves_on_arrival() {
+    use futures::StreamExt;
+    let net = TestNet::start(2).await;
+    let (gid, _) = shared_group(&net, GroupKind::Public, &[1]).await;
+    net.wait_peers(1, 1).await;
+    let follower = net.node(1);
+    let base = format!("http://{}", follower.api_addr());
+    let http = reqwest::Client::new();
+    let resp = http
+        .get(format!("{base}/api/v1/groups/{gid}/stream?after=0"))
+        .bearer_auth(common::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut events = eventsource_stream::Eventsource::eventsource(resp.bytes_stream());
+
+    // Posted on the producer: arrives on the follower's stream.
+    let mut sent = Vec::new();
+    for k in 0..5 {
+        sent.push(post(net.node(0), gid, &format!("from owner {k}")).await);
+    }
+    // Posted on the follower with ?wait=true: answered 201 once the producer's block arrived.
+    let (status, body) = api(
+        follower,
+        Method::POST,
+        &format!("/api/v1/groups/{gid}/posts?wait=true"),
+        Some(json!({"type": "Note", "content": "from follower"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["status"], "included", "{body}");
+    assert!(body["height"].as_u64().unwrap() >= 1, "{body}");
+    sent.push(TrxId::from_hex(body["trx_id"].as_str().unwrap()).unwrap());
+
+    let mut got = Vec::new();
+    while got.len() < sent.len() {
+        let e = tokio::time::timeout(LIMIT, events.next())
+            .await
+            .expect("stream stalled")
+            .expect("stream ended")
+            .unwrap();
+        if e.event != "message" {
+            continue;
+        }
+        let item: Value = serde_json::from_str(&e.data).unwrap();
+        assert_eq!(item["cursor"].as_str().unwrap(), e.id);
+        got.push(TrxId::from_hex(item["trx_id"].as_str().unwrap()).unwrap());
+    }
+    assert_eq!(got, sent, "every item once, in chain order");
+    net.shutdown().await;
+}
