@@ -531,3 +531,31 @@ async fn kill_9_during_500_deliveries_loses_and_reorders_nothing() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn link_status_masks_webhook_urls_that_are_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path()).await;
+    let api = Api::of(&node);
+    let gid = api.group("masked").await;
+    let gw = api.webhook_gateway().await;
+    let discord = "https://discord.example/api/webhooks/123/very-secret-token";
+    let plain = "https://hooks.example/in?key=secret-key";
+    let d = api.link(json!({"group_id": gid, "gateway_id": gw, "direction": "out", "chat": discord, "webhook": {"format": "discord"}})).await;
+    let p = api.link(json!({"group_id": gid, "gateway_id": gw, "direction": "out", "chat": plain, "webhook": {"format": "standard"}})).await;
+    for (link, secret, shown) in [
+        (&d, "very-secret-token", "https://discord.example/***"),
+        (&p, "secret-key", "https://hooks.example/in?***"),
+    ] {
+        let id = link["id"].as_str().unwrap();
+        let one = api.get(&format!("/api/v1/links/{id}")).await;
+        assert_eq!(one["chat"], shown, "{one}");
+        let all = api.get("/api/v1/links").await;
+        assert!(!all.to_string().contains(secret), "{all}");
+        assert!(
+            !link.to_string().contains(secret),
+            "creation answer: {link}"
+        );
+    }
+    node.shutdown().await;
+}
