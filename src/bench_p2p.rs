@@ -97,11 +97,7 @@ fn record(node: &Node, lagged: Arc<AtomicUsize>) -> (Seen, tokio::task::JoinHand
     (seen, h)
 }
 
-struct Phase {
-    sent: Vec<(TrxId, Instant)>,
-    errors: usize,
-    elapsed: Duration,
-}
+type Phase = crate::bench::Phase<TrxId>;
 
 async fn post_one(node: &Node, gid: GroupId, body: &serde_json::Value) -> Option<(TrxId, Instant)> {
     let start = Instant::now();
@@ -119,17 +115,12 @@ async fn open_loop(
     rate: u64,
     secs: u64,
 ) -> Phase {
-    let n = (rate * secs) as usize;
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
-    let mut tasks = tokio::task::JoinSet::new();
-    let start = Instant::now();
-    for i in 0..n {
-        tokio::time::sleep_until((start + interval * i as u32).into()).await;
+    crate::bench::open_loop_with((rate * secs) as usize, rate, |i| {
         let node = nodes[i % nodes.len()].clone();
         let body = body.clone();
-        tasks.spawn(async move { post_one(&node, gid, &body).await });
-    }
-    collect(tasks, start).await
+        async move { post_one(&node, gid, &body).await }
+    })
+    .await
 }
 
 async fn closed_loop(
@@ -139,57 +130,13 @@ async fn closed_loop(
     n: usize,
     conc: usize,
 ) -> Phase {
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = tokio::task::JoinSet::new();
-    let start = Instant::now();
-    for _ in 0..conc {
-        let (nodes, body, next) = (nodes.to_vec(), body.clone(), next.clone());
-        tasks.spawn(async move {
-            let mut out = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                out.push(post_one(&nodes[i % nodes.len()], gid, &body).await);
-            }
-            out
-        });
-    }
-    let mut sent = Vec::with_capacity(n);
-    let mut errors = 0;
-    while let Some(r) = tasks.join_next().await {
-        for s in r.unwrap_or_default() {
-            match s {
-                Some(s) => sent.push(s),
-                None => errors += 1,
-            }
-        }
-    }
-    Phase {
-        sent,
-        errors,
-        elapsed: start.elapsed(),
-    }
-}
-
-async fn collect(
-    mut tasks: tokio::task::JoinSet<Option<(TrxId, Instant)>>,
-    start: Instant,
-) -> Phase {
-    let mut sent = Vec::new();
-    let mut errors = 0;
-    while let Some(r) = tasks.join_next().await {
-        match r {
-            Ok(Some(s)) => sent.push(s),
-            _ => errors += 1,
-        }
-    }
-    Phase {
-        sent,
-        errors,
-        elapsed: start.elapsed(),
-    }
+    let (nodes, body) = (nodes.to_vec(), body.clone());
+    crate::bench::closed_loop_with(n, conc, move |i| {
+        let node = nodes[i % nodes.len()].clone();
+        let body = body.clone();
+        async move { post_one(&node, gid, &body).await }
+    })
+    .await
 }
 
 /// Waits until every sent trx is seen on every node; returns sorted post→visible-everywhere

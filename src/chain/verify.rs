@@ -149,6 +149,24 @@ pub fn verify_trx(trx: Trx, rules: &GroupRules, now_ms: u64) -> Result<Verified<
     })
 }
 
+/// The protocol version and group every trx and block must carry.
+fn check_version_and_group(
+    version: u16,
+    group_id: GroupId,
+    rules: &GroupRules,
+) -> Result<(), ChainError> {
+    if version != PROTOCOL_VERSION {
+        return Err(ChainError::UnsupportedVersion(version));
+    }
+    if group_id != rules.group_id {
+        return Err(ChainError::WrongGroup {
+            expected: rules.group_id,
+            got: group_id,
+        });
+    }
+    Ok(())
+}
+
 fn check_trx(
     trx: &Trx,
     encoded_len: usize,
@@ -156,15 +174,7 @@ fn check_trx(
     now_ms: u64,
 ) -> Result<TrxId, ChainError> {
     let b = &trx.body;
-    if b.version != PROTOCOL_VERSION {
-        return Err(ChainError::UnsupportedVersion(b.version));
-    }
-    if b.group_id != rules.group_id {
-        return Err(ChainError::WrongGroup {
-            expected: rules.group_id,
-            got: b.group_id,
-        });
-    }
+    check_version_and_group(b.version, b.group_id, rules)?;
     if encoded_len > MAX_TRX_BYTES {
         return Err(ChainError::TooLarge {
             what: "trx",
@@ -233,15 +243,7 @@ fn check_block_header(
     now_ms: u64,
 ) -> Result<(), ChainError> {
     let b = &block.body;
-    if b.version != PROTOCOL_VERSION {
-        return Err(ChainError::UnsupportedVersion(b.version));
-    }
-    if b.group_id != rules.group_id {
-        return Err(ChainError::WrongGroup {
-            expected: rules.group_id,
-            got: b.group_id,
-        });
-    }
+    check_version_and_group(b.version, b.group_id, rules)?;
     if encoded_len > MAX_BLOCK_BYTES {
         return Err(ChainError::TooLarge {
             what: "block",
@@ -438,15 +440,7 @@ pub fn verify_blocks(
 /// they are fully verified with [`verify_blocks`] once the gap is filled.
 pub fn check_block_detached(block: &Block, rules: &GroupRules) -> Result<(), ChainError> {
     let b = &block.body;
-    if b.version != PROTOCOL_VERSION {
-        return Err(ChainError::UnsupportedVersion(b.version));
-    }
-    if b.group_id != rules.group_id {
-        return Err(ChainError::WrongGroup {
-            expected: rules.group_id,
-            got: b.group_id,
-        });
-    }
+    check_version_and_group(b.version, b.group_id, rules)?;
     let encoded_len = encode(block).len();
     if encoded_len > MAX_BLOCK_BYTES {
         return Err(ChainError::TooLarge {
