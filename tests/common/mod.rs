@@ -1,6 +1,7 @@
 //! Helpers shared by integration tests: real nodes on 127.0.0.1:0 in temp dirs, polling.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod testnet;
 
 use rumgate::api::{router, ApiState};
@@ -79,4 +80,43 @@ pub async fn api(
         status,
         serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
     )
+}
+
+/// Starts the real binary: `rumgate run --data-dir <dir>` with the API and p2p on port 0 of
+/// 127.0.0.1 (unless `args` names `--api-listen`), `args` and `envs` added. Returns the child and
+/// its API base URL, read from its stdout (which keeps being drained so it never blocks).
+pub fn spawn_run(
+    dir: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rumgate"));
+    cmd.arg("run")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--p2p-listen", "/ip4/127.0.0.1/tcp/0"])
+        .args(args)
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    if !args.contains(&"--api-listen") {
+        cmd.args(["--api-listen", "127.0.0.1:0"]);
+    }
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn rumgate");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("rumgate exited before listening")
+            .expect("stdout line");
+        if let Some(u) = line.strip_prefix("API listening on ") {
+            break u.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
 }
