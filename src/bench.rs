@@ -32,6 +32,9 @@ pub enum BenchCommand {
     Idle,
     /// Start-up time of `rumgate run` over a store holding N trx.
     Startup(StartupArgs),
+    /// Three nodes on loopback: sustained round-robin posting, post→visible-everywhere latency,
+    /// catch-up rate of a fresh node, and a final exactly-once / same-chain check.
+    P2p(crate::bench_p2p::P2pArgs),
     /// SSE fan-out: N clients on one group at a fixed post rate; RSS per idle client.
     Stream(StreamArgs),
     /// Gateway delivery: one group → N outbound webhook links to local receivers.
@@ -109,6 +112,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ingest(a) => ingest(a).await,
         BenchCommand::Idle => idle().await,
         BenchCommand::Startup(a) => startup(a).await,
+        BenchCommand::P2p(a) => crate::bench_p2p::run(a).await,
         BenchCommand::Stream(a) => stream(a).await,
         BenchCommand::Gateway(a) => gateway(a).await,
         BenchCommand::Mixin(a) => crate::bench_mixin::run(a).await,
@@ -155,10 +159,82 @@ pub(crate) fn record_inclusions<K: std::hash::Hash + Eq + Send + 'static>(
     included
 }
 
-struct Phase {
-    sent: Vec<(String, Instant)>,
-    errors: usize,
-    elapsed: Duration,
+/// What one load phase sent: (id, when it was posted) per acknowledged post, and failures.
+pub(crate) struct Phase<K = String> {
+    pub(crate) sent: Vec<(K, Instant)>,
+    pub(crate) errors: usize,
+    pub(crate) elapsed: Duration,
+}
+
+/// Open loop: post `i` (by `post(i)`) is due at start + i/rate whatever happened to earlier ones.
+pub(crate) async fn open_loop_with<K, F, Fut>(n: usize, rate: u64, mut post: F) -> Phase<K>
+where
+    K: Send + 'static,
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Option<(K, Instant)>> + Send + 'static,
+{
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = Instant::now();
+    for i in 0..n {
+        tokio::time::sleep_until((start + interval * i as u32).into()).await;
+        tasks.spawn(post(i));
+    }
+    let mut sent = Vec::with_capacity(n);
+    let mut errors = 0;
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok(Some(s)) => sent.push(s),
+            _ => errors += 1,
+        }
+    }
+    Phase {
+        sent,
+        errors,
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Closed loop: `conc` posters share `n` posts, each posting (by `post(i)`) as soon as its
+/// previous post was acknowledged.
+pub(crate) async fn closed_loop_with<K, F, Fut>(n: usize, conc: usize, post: F) -> Phase<K>
+where
+    K: Send + 'static,
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Option<(K, Instant)>> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = Instant::now();
+    for _ in 0..conc {
+        let (next, post) = (next.clone(), post.clone());
+        tasks.spawn(async move {
+            let mut out = Vec::new();
+            let mut errors = 0;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                match post(i).await {
+                    Some(s) => out.push(s),
+                    None => errors += 1,
+                }
+            }
+            (out, errors)
+        });
+    }
+    let mut sent = Vec::with_capacity(n);
+    let mut errors = 0;
+    while let Some(Ok((s, e))) = tasks.join_next().await {
+        sent.extend(s);
+        errors += e;
+    }
+    Phase {
+        sent,
+        errors,
+        elapsed: start.elapsed(),
+    }
 }
 
 async fn post_one(
@@ -188,35 +264,12 @@ async fn closed_loop(
     n: usize,
     conc: usize,
 ) -> Phase {
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = tokio::task::JoinSet::new();
-    let start = Instant::now();
-    for _ in 0..conc {
-        let (client, url, body, next) =
-            (client.clone(), url.to_string(), body.clone(), next.clone());
-        tasks.spawn(async move {
-            let mut out = Vec::new();
-            let mut errors = 0;
-            while next.fetch_add(1, Ordering::Relaxed) < n {
-                match post_one(&client, &url, &body).await {
-                    Some(s) => out.push(s),
-                    None => errors += 1,
-                }
-            }
-            (out, errors)
-        });
-    }
-    let mut sent = Vec::with_capacity(n);
-    let mut errors = 0;
-    while let Some(Ok((s, e))) = tasks.join_next().await {
-        sent.extend(s);
-        errors += e;
-    }
-    Phase {
-        sent,
-        errors,
-        elapsed: start.elapsed(),
-    }
+    let (client, url, body) = (client.clone(), url.to_string(), body.clone());
+    closed_loop_with(n, conc, move |_| {
+        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        async move { post_one(&client, &url, &body).await }
+    })
+    .await
 }
 
 async fn open_loop(
@@ -226,29 +279,11 @@ async fn open_loop(
     rate: u64,
     secs: u64,
 ) -> Phase {
-    let n = (rate * secs) as usize;
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
-    let mut tasks = tokio::task::JoinSet::new();
-    let start = Instant::now();
-    for i in 0..n {
-        // Open loop: request i is due at start + i/rate whatever happened to earlier ones.
-        tokio::time::sleep_until((start + interval * i as u32).into()).await;
+    open_loop_with((rate * secs) as usize, rate, |_| {
         let (client, url, body) = (client.clone(), url.to_string(), body.clone());
-        tasks.spawn(async move { post_one(&client, &url, &body).await });
-    }
-    let mut sent = Vec::with_capacity(n);
-    let mut errors = 0;
-    while let Some(r) = tasks.join_next().await {
-        match r {
-            Ok(Some(s)) => sent.push(s),
-            _ => errors += 1,
-        }
-    }
-    Phase {
-        sent,
-        errors,
-        elapsed: start.elapsed(),
-    }
+        async move { post_one(&client, &url, &body).await }
+    })
+    .await
 }
 
 /// Waits until every sent trx is included and returns the sorted post→included latencies.
@@ -425,7 +460,14 @@ fn spawn_node(dir: &std::path::Path) -> anyhow::Result<(std::process::Child, Str
     let exe = std::env::current_exe()?;
     let started = Instant::now();
     let mut child = std::process::Command::new(exe)
-        .args(["run", "--api-listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "run",
+            "--api-listen",
+            "127.0.0.1:0",
+            "--p2p-listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--data-dir",
+        ])
         .arg(dir)
         .env("RUMGATE_API_TOKEN", BENCH_TOKEN)
         .env("RUST_LOG", "warn")
@@ -542,7 +584,7 @@ async fn startup(a: StartupArgs) -> anyhow::Result<()> {
 }
 
 /// Writes `n` small signed trx in full blocks straight through the store (the fast path).
-async fn fill_store(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
+pub(crate) async fn fill_store(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     // Create the node key the binary will load, so the group is owned by that node.
     let (owner, _) = crate::crypto::keystore::load_or_create(&dir.join("node.key"), None)?;

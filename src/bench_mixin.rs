@@ -226,11 +226,13 @@ pub async fn run(a: MixinArgs) -> anyhow::Result<()> {
     let mut stored = Vec::new();
     for _ in 0..100 {
         stored = posts(&node, in_group).await?;
-        let inc = included.lock().unwrap_or_else(|p| p.into_inner());
-        if stored.len() >= want.len() && stored.iter().all(|(trx, _, _)| inc.contains_key(trx)) {
+        let all_included = {
+            let inc = included.lock().unwrap_or_else(|p| p.into_inner());
+            stored.iter().all(|(trx, _, _)| inc.contains_key(trx))
+        };
+        if stored.len() >= want.len() && all_included {
             break;
         }
-        drop(inc);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let inc = included.lock().unwrap_or_else(|p| p.into_inner()).clone();

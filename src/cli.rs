@@ -92,6 +92,13 @@ pub struct RunArgs {
     /// API listen address [default: 127.0.0.1:8002].
     #[arg(long)]
     pub api_listen: Option<SocketAddr>,
+    /// Peer-to-peer listen multiaddr [default: /ip4/0.0.0.0/tcp/7002]; repeat for several.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub p2p_listen: Vec<String>,
+    /// A peer to connect to (multiaddr, e.g. /ip4/203.0.113.7/tcp/7002/p2p/12D3KooW...);
+    /// repeat for several. Added to `p2p.bootstrap`.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootstrap: Vec<String>,
 }
 
 impl RunArgs {
@@ -107,6 +114,14 @@ impl RunArgs {
         }
         if let Some(a) = self.api_listen {
             cfg.api.listen = a;
+        }
+        if !self.p2p_listen.is_empty() {
+            cfg.p2p.listen = self.p2p_listen.clone();
+        }
+        for b in &self.bootstrap {
+            if !cfg.p2p.bootstrap.contains(b) {
+                cfg.p2p.bootstrap.push(b.clone());
+            }
         }
         cfg.validate()?;
         Ok(cfg)
@@ -133,12 +148,15 @@ pub enum GroupCommand {
         #[arg(long)]
         private: bool,
     },
-    /// List joined groups.
+    /// List joined groups (a syncing group shows a progress bar).
     List {
         #[command(flatten)]
         api: ApiArgs,
         #[arg(long)]
         json: bool,
+        /// Refresh every second until no group is syncing.
+        #[arg(long)]
+        watch: bool,
     },
     /// Join a group from its seed URL.
     Join {
@@ -394,10 +412,37 @@ impl ApiClient {
 }
 
 fn print_group(g: &GroupInfo) {
+    let sync = if g.sync.state == "syncing" {
+        format!(
+            "syncing {} {}/{}",
+            progress_bar(g.sync.progress, 20),
+            g.sync.local_height,
+            g.sync.remote_height
+        )
+    } else {
+        g.sync.state.clone()
+    };
     println!(
         "{}  {:<24} {:<8} {:<10} height {:<8} {}",
-        g.group_id, g.name, g.kind, g.role, g.height, g.sync.state
+        g.group_id, g.name, g.kind, g.role, g.height, sync
     );
+}
+
+/// `[#########-----------]  45%`: a fixed-width text bar (no terminal control codes, so it
+/// also reads well in logs and pipes).
+pub fn progress_bar(fraction: f64, width: usize) -> String {
+    let f = if fraction.is_finite() {
+        fraction.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let filled = ((f * width as f64).floor() as usize).min(width);
+    format!(
+        "[{}{}] {:>3}%",
+        "#".repeat(filled),
+        "-".repeat(width - filled),
+        (f * 100.0).floor() as u32
+    )
 }
 
 pub async fn group_command(cmd: GroupCommand) -> anyhow::Result<()> {
@@ -414,12 +459,14 @@ pub async fn group_command(cmd: GroupCommand) -> anyhow::Result<()> {
             println!("created group {} ({kind})", g.group_id);
             println!("seed: {}", g.seed);
         }
-        GroupCommand::List { api, json } => {
+        GroupCommand::List { api, json, watch } => {
             let c = ApiClient::from_args(&api)?;
-            let list: serde_json::Value = c.get("/api/v1/groups").await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
-            } else {
+            loop {
+                let list: serde_json::Value = c.get("/api/v1/groups").await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                    break;
+                }
                 let list: GroupList = serde_json::from_value(list)?;
                 if list.groups.is_empty() {
                     println!(
@@ -429,6 +476,12 @@ pub async fn group_command(cmd: GroupCommand) -> anyhow::Result<()> {
                 for g in &list.groups {
                     print_group(g);
                 }
+                let syncing = list.groups.iter().any(|g| g.sync.state == "syncing");
+                if !watch || !syncing {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                println!();
             }
         }
         GroupCommand::Join { api, seed } => {
@@ -788,4 +841,15 @@ pub async fn link_command(cmd: LinkCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn progress_bar_is_fixed_width_and_clamped() {
+        assert_eq!(super::progress_bar(0.0, 10), "[----------]   0%");
+        assert_eq!(super::progress_bar(0.456, 10), "[####------]  45%");
+        assert_eq!(super::progress_bar(1.0, 10), "[##########] 100%");
+        assert_eq!(super::progress_bar(7.0, 4), "[####] 100%");
+        assert_eq!(super::progress_bar(f64::NAN, 4), "[----]   0%");
+    }
 }

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod bench;
 pub mod bench_mixin;
+pub mod bench_p2p;
 pub mod chain;
 pub mod cli;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod gateways;
 pub mod metrics;
 pub mod node;
+pub mod p2p;
 pub mod store;
 pub mod util;
 

@@ -30,6 +30,8 @@ async fn main() -> anyhow::Result<()> {
             let mut cfg = args.load_config()?;
             init_tracing("warn");
             cfg.api.listen = "127.0.0.1:0".parse()?;
+            cfg.p2p.listen.clear();
+            cfg.p2p.bootstrap.clear();
             let node = Node::start(cfg).await?;
             announce(&node);
             node.shutdown().await;
@@ -76,6 +78,9 @@ async fn main() -> anyhow::Result<()> {
 fn announce(node: &Node) {
     println!("rumgate node {}", hex::encode(node.engine().public_key()));
     println!("API listening on http://{}", node.api_addr());
+    for addr in node.p2p().listen_addrs() {
+        println!("p2p listening on {addr}");
+    }
     println!(
         "Web page: http://{}/ (sign in with the API token; /#token=<token> also works)",
         node.api_addr()

@@ -1,6 +1,8 @@
 //! The CLI as a user runs it: the real binary, `init`, `key encrypt`, group/post/posts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -26,28 +28,6 @@ fn stderr(o: &Output) -> String {
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
-}
-
-fn spawn_run(dir: &Path, envs: &[(&str, &str)]) -> (Child, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rumgate"));
-    cmd.args(["run", "--api-listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("node exited early").unwrap();
-        if let Some(u) = line.strip_prefix("API listening on ") {
-            break u.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, base)
 }
 
 #[test]
@@ -127,7 +107,7 @@ fn encrypted_key_needs_the_right_passphrase() {
 #[test]
 fn group_post_and_posts_commands_talk_to_the_node() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, base) = spawn_run(dir.path(), &[("RUMGATE_API_TOKEN", TOKEN)]);
+    let (mut child, base) = common::spawn_run(dir.path(), &[], &[("RUMGATE_API_TOKEN", TOKEN)]);
     let env = [("RUMGATE_API", base.as_str()), ("RUMGATE_TOKEN", TOKEN)];
 
     let out = rumgate(&["group", "create", "diary"], &env);
@@ -202,24 +182,12 @@ fn cli_reports_an_unreachable_node_clearly() {
 }
 
 fn spawn_on(dir: &Path, addr: &str) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rumgate"))
-        .args(["run", "--api-listen", addr, "--data-dir"])
-        .arg(dir)
-        .env("RUMGATE_API_TOKEN", TOKEN)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    loop {
-        let line = lines.next().expect("node exited early").unwrap();
-        if line.starts_with("API listening on ") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    child
+    common::spawn_run(
+        dir,
+        &["--api-listen", addr],
+        &[("RUMGATE_API_TOKEN", TOKEN)],
+    )
+    .0
 }
 
 #[test]

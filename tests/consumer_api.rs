@@ -3,75 +3,12 @@
 
 mod common;
 
+use common::http::Api;
 use common::{eventually, start_node, TOKEN};
 use futures::{SinkExt, StreamExt};
 use rumgate::Node;
 use serde_json::{json, Value};
 use std::time::Duration;
-
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn new(node: &Node) -> Self {
-        Self {
-            base: format!("http://{}", node.api_addr()),
-            http: reqwest::Client::new(),
-        }
-    }
-    async fn req(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut r = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-    async fn get(&self, path: &str) -> Value {
-        let (s, v) = self.req(reqwest::Method::GET, path, TOKEN, None).await;
-        assert_eq!(s, 200, "{path}: {v}");
-        v
-    }
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.req(reqwest::Method::POST, path, TOKEN, Some(body))
-            .await
-    }
-    async fn group(&self, name: &str) -> String {
-        let (s, v) = self.post("/api/v1/groups", json!({"name": name})).await;
-        assert_eq!(s, 201);
-        v["group_id"].as_str().unwrap().to_string()
-    }
-    async fn note(&self, gid: &str, text: &str) -> String {
-        let (s, v) = self
-            .post(
-                &format!("/api/v1/groups/{gid}/posts"),
-                json!({"content": text}),
-            )
-            .await;
-        assert_eq!(s, 202, "{v}");
-        v["trx_id"].as_str().unwrap().to_string()
-    }
-    async fn note_wait(&self, gid: &str, body: Value) -> Value {
-        let (s, v) = self
-            .post(&format!("/api/v1/groups/{gid}/posts?wait=true"), body)
-            .await;
-        assert_eq!(s, 201, "{v}");
-        assert_eq!(v["status"], "included");
-        v
-    }
-}
 
 fn code(v: &Value) -> &str {
     v["error"]["code"]
@@ -130,7 +67,7 @@ async fn take_items(
 async fn sse_resume_delivers_exactly_the_missing_items_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let node = start_node(dir.path()).await;
-    let api = Api::new(&node);
+    let api = Api::of(&node);
     let gid = api.group("stream").await;
     let mut posted = Vec::new();
     for i in 0..50 {
@@ -175,7 +112,7 @@ async fn sse_resume_delivers_exactly_the_missing_items_in_order() {
 async fn sse_live_items_arrive_in_chain_order_while_posting_concurrently() {
     let dir = tempfile::tempdir().unwrap();
     let node = start_node(dir.path()).await;
-    let api = Api::new(&node);
+    let api = Api::of(&node);
     let gid = api.group("live").await;
     let mut s = Box::pin(sse(&api, &gid, Some("0")).await);
     let mut writers = tokio::task::JoinSet::new();
@@ -264,7 +201,7 @@ async fn websocket_subscribes_with_cursor_and_unsubscribes() {
     use tokio_tungstenite::tungstenite::Message;
     let dir = tempfile::tempdir().unwrap();
     let node = start_node(dir.path()).await;
-    let api = Api::new(&node);
+    let api = Api::of(&node);
     let gid = api.group("ws").await;
     let a = api.note(&gid, "a").await;
     let b = api.note_wait(&gid, json!({"content": "b"})).await;
@@ -339,7 +276,7 @@ async fn post_with_key(api: &Api, gid: &str, key: &str, text: &str) -> (u16, Val
 async fn idempotency_key_returns_the_same_trx_even_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let node = start_node(dir.path()).await;
-    let api = Api::new(&node);
+    let api = Api::of(&node);
     let gid = api.group("idem").await;
     let post = |key: &'static str, text: &'static str| post_with_key(&api, &gid, key, text);
     let (s1, first) = post("order-1", "hello").await;
@@ -357,7 +294,7 @@ async fn idempotency_key_returns_the_same_trx_even_after_restart() {
     node.shutdown().await;
 
     let node = start_node(dir.path()).await;
-    let api = Api::new(&node);
+    let api = Api::of(&node);
     let post = |key: &'static str, text: &'static str| post_with_key(&api, &gid, key, text);
     let (_, again) = post("order-1", "hello").await;
     assert_eq!(again["trx_id"], first["trx_id"]);
@@ -378,7 +315,7 @@ async fn idempotency_key_returns_the_same_trx_even_after_restart() {
 async fn scoped_tokens_are_enforced_and_revocable() {
     let dir = tempfile::tempdir().unwrap();
     let node = start_node(dir.path()).await;
-    let api = Api::new(&node);
+    let api = Api::of(&node);
     let g1 = api.group("one").await;
     let g2 = api.group("two").await;
     let mk = |scopes: Value| {
@@ -476,7 +413,7 @@ async fn scoped_tokens_are_enforced_and_revocable() {
 
     // Tokens and revocations survive a restart.
     let node = start_node(dir.path()).await;
-    let api = Api::new(&node);
+    let api = Api::of(&node);
     let (s, _) = api.req(reqwest::Method::GET, &p1, &read, None).await;
     assert_eq!(s, 200);
     let (s, _) = api
@@ -490,7 +427,7 @@ async fn scoped_tokens_are_enforced_and_revocable() {
 async fn objects_are_validated_and_rules_on_references_hold() {
     let dir = tempfile::tempdir().unwrap();
     let node = start_node(dir.path()).await;
-    let api = Api::new(&node);
+    let api = Api::of(&node);
     let gid = api.group("objects").await;
     let posts = format!("/api/v1/groups/{gid}/posts");
     let missing = "ab".repeat(32);
@@ -626,7 +563,7 @@ async fn objects_are_validated_and_rules_on_references_hold() {
 async fn metrics_need_a_token_and_count_what_happened() {
     let dir = tempfile::tempdir().unwrap();
     let node = start_node(dir.path()).await;
-    let api = Api::new(&node);
+    let api = Api::of(&node);
     let gid = api.group("m").await;
     api.note_wait(&gid, json!({"content": "x"})).await;
     let resp = api
@@ -663,7 +600,7 @@ async fn metrics_need_a_token_and_count_what_happened() {
 async fn openapi_documents_every_route_the_router_serves() {
     let dir = tempfile::tempdir().unwrap();
     let node = start_node(dir.path()).await;
-    let api = Api::new(&node);
+    let api = Api::of(&node);
     // Public, no token needed.
     let doc: Value = api
         .http
@@ -682,6 +619,7 @@ async fn openapi_documents_every_route_the_router_serves() {
         ("get", "/metrics"),
         ("get", "/api/v1/openapi.json"),
         ("get", "/api/v1/node"),
+        ("get", "/api/v1/peers"),
         ("get", "/api/v1/groups"),
         ("post", "/api/v1/groups"),
         ("get", "/api/v1/groups/{group_id}"),
@@ -761,7 +699,7 @@ async fn a_client_that_falls_behind_is_told_to_resume_from_its_cursor() {
     let mut cfg = common::config(dir.path());
     cfg.api.stream_buffer = 2;
     let node = Node::start(cfg).await.unwrap();
-    let api = Api::new(&node);
+    let api = Api::of(&node);
     let gid = api.group("slow").await;
     let first = api.note_wait(&gid, json!({"content": "first"})).await;
     let g = rumgate::chain::GroupId::from_hex(&gid).unwrap();

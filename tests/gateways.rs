@@ -3,8 +3,8 @@
 
 mod common;
 
+use common::http::Api;
 use common::{eventually, start_node, TOKEN};
-use rumgate::Node;
 use rumgate_webhook::fake::{Fault, Receiver};
 use rumgate_webhook::sign;
 use serde_json::{json, Value};
@@ -12,88 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn of(node: &Node) -> Self {
-        Self::at(format!("http://{}", node.api_addr()))
-    }
-    fn at(base: String) -> Self {
-        Self {
-            base,
-            http: reqwest::Client::new(),
-        }
-    }
-    async fn call(&self, m: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut r = self
-            .http
-            .request(m, format!("{}{path}", self.base))
-            .bearer_auth(TOKEN);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let s = resp.status().as_u16();
-        (s, resp.json().await.unwrap_or(Value::Null))
-    }
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let (s, v) = self.call(reqwest::Method::POST, path, Some(body)).await;
-        assert!(s == 201 || s == 202, "{path}: {s} {v}");
-        v
-    }
-    async fn get(&self, path: &str) -> Value {
-        let (s, v) = self.call(reqwest::Method::GET, path, None).await;
-        assert_eq!(s, 200, "{path}: {v}");
-        v
-    }
-    async fn group(&self, name: &str) -> String {
-        self.post("/api/v1/groups", json!({"name": name})).await["group_id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-    async fn note(&self, gid: &str, text: &str) -> String {
-        self.post(
-            &format!("/api/v1/groups/{gid}/posts"),
-            json!({"content": text}),
-        )
-        .await["trx_id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-    async fn webhook_gateway(&self) -> String {
-        self.post(
-            "/api/v1/gateways",
-            json!({"kind": "webhook", "name": "hooks"}),
-        )
-        .await["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-    async fn link(&self, body: Value) -> Value {
-        self.post("/api/v1/links", body).await
-    }
-    async fn texts(&self, gid: &str) -> Vec<String> {
-        let v = self
-            .get(&format!("/api/v1/groups/{gid}/posts?limit=500"))
-            .await;
-        v["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| {
-                i["object"]["content"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string()
-            })
-            .collect()
-    }
+async fn webhook_gateway(api: &Api) -> String {
+    api.gateway(json!({"kind": "webhook", "name": "hooks"}))
+        .await
 }
 
 fn out_link(gid: &str, gw: &str, url: &str, backfill: u64) -> Value {
@@ -112,12 +33,12 @@ async fn delivers_in_order_after_backfill_and_reports_status() {
         api.note(&gid, &format!("old {i}")).await;
     }
     // Let the old posts be included before the link is made.
-    api.post(
+    api.post_ok(
         &format!("/api/v1/groups/{gid}/posts?wait=true"),
         json!({"content": "old 5"}),
     )
     .await;
-    let gw = api.webhook_gateway().await;
+    let gw = webhook_gateway(&api).await;
     let link = api.link(out_link(&gid, &gw, &r.url("a"), 3)).await;
     let id = link["id"].as_str().unwrap().to_string();
     for i in 0..20 {
@@ -183,7 +104,7 @@ async fn receiver_outage_delays_but_loses_nothing_and_edits_follow() {
     let api = Api::of(&node);
     let r = Receiver::start(Some(SECRET)).await.unwrap();
     let gid = api.group("outage").await;
-    let gw = api.webhook_gateway().await;
+    let gw = webhook_gateway(&api).await;
     let link = api.link(out_link(&gid, &gw, &r.url("b"), 0)).await;
     let id = link["id"].as_str().unwrap().to_string();
     r.fail_next([
@@ -207,8 +128,8 @@ async fn receiver_outage_delays_but_loses_nothing_and_edits_follow() {
     assert_eq!(r.texts("b"), ["one", "two"]);
     assert_eq!(r.refused().len(), 4, "each fault was one attempt");
     // An edit and a delete reach the receiver as events on the same message id.
-    api.post(&format!("/api/v1/groups/{gid}/posts"), json!({"type": "Update", "object": {"id": first, "type": "Note", "content": "one, edited"}})).await;
-    api.post(
+    api.post_ok(&format!("/api/v1/groups/{gid}/posts"), json!({"type": "Update", "object": {"id": first, "type": "Note", "content": "one, edited"}})).await;
+    api.post_ok(
         &format!("/api/v1/groups/{gid}/posts"),
         json!({"type": "Delete", "object": first}),
     )
@@ -253,7 +174,7 @@ async fn inbound_hook_replays_store_once_and_bad_signatures_store_nothing() {
     let node = start_node(dir.path()).await;
     let api = Api::of(&node);
     let gid = api.group("in").await;
-    let gw = api.webhook_gateway().await;
+    let gw = webhook_gateway(&api).await;
     let link = api
         .link(json!({"group_id": gid, "gateway_id": gw, "direction": "in",
                      "webhook": {"format": "standard", "secret": SECRET}}))
@@ -332,7 +253,7 @@ async fn echo_chains_stop() {
     let dir = tempfile::tempdir().unwrap();
     let node = start_node(dir.path()).await;
     let api = Api::of(&node);
-    let gw = api.webhook_gateway().await;
+    let gw = webhook_gateway(&api).await;
     // Group A → out-webhook → in-webhook of A itself.
     let a = api.group("a").await;
     let a_in = api.link(json!({"group_id": a, "gateway_id": gw, "direction": "in", "webhook": {"format": "standard", "secret": SECRET}})).await;
@@ -398,7 +319,7 @@ async fn loopback_targets_need_the_allowance() {
     let api = Api::of(&node);
     let r = Receiver::start(None).await.unwrap();
     let gid = api.group("ssrf").await;
-    let gw = api.webhook_gateway().await;
+    let gw = webhook_gateway(&api).await;
     let (s, v) = api
         .call(reqwest::Method::POST, "/api/v1/links", Some(json!({"group_id": gid, "gateway_id": gw, "direction": "out", "chat": r.url("x"), "webhook": {"format": "standard"}})))
         .await;
@@ -449,29 +370,6 @@ async fn loopback_targets_need_the_allowance() {
     node.shutdown().await;
 }
 
-/// `rumgate run` as a child process on port 0; returns it with its API base URL.
-fn spawn_binary(dir: &std::path::Path) -> (std::process::Child, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rumgate"))
-        .args(["run", "--api-listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("RUMGATE_API_TOKEN", TOKEN)
-        .env("RUST_LOG", "error")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("node exited early").unwrap();
-        if let Some(u) = line.strip_prefix("API listening on ") {
-            break u.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, base)
-}
-
 #[tokio::test]
 async fn kill_9_during_500_deliveries_loses_and_reorders_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -481,10 +379,10 @@ async fn kill_9_during_500_deliveries_loses_and_reorders_nothing() {
         Duration::from_secs(3600),
         Fault::Slow(Duration::from_millis(3)),
     );
-    let (mut child, base) = spawn_binary(dir.path());
+    let (mut child, base) = common::spawn_run(dir.path(), &[], &[("RUMGATE_API_TOKEN", TOKEN)]);
     let api = Api::at(base);
     let gid = api.group("k9").await;
-    let gw = api.webhook_gateway().await;
+    let gw = webhook_gateway(&api).await;
     api.link(out_link(&gid, &gw, &r.url("k"), 0)).await;
     for i in 0..500 {
         api.note(&gid, &format!("m{i:03}")).await;
@@ -501,7 +399,7 @@ async fn kill_9_during_500_deliveries_loses_and_reorders_nothing() {
         "the kill should land mid-way ({delivered_before} delivered)"
     );
 
-    let (mut child, base) = spawn_binary(dir.path());
+    let (mut child, base) = common::spawn_run(dir.path(), &[], &[("RUMGATE_API_TOKEN", TOKEN)]);
     let api = Api::at(base);
     eventually(Duration::from_secs(60), "all 500 delivered", || async {
         (r.texts("k").len() >= 500).then_some(())
@@ -530,4 +428,32 @@ async fn kill_9_during_500_deliveries_loses_and_reorders_nothing() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn link_status_masks_webhook_urls_that_are_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path()).await;
+    let api = Api::of(&node);
+    let gid = api.group("masked").await;
+    let gw = webhook_gateway(&api).await;
+    let discord = "https://discord.example/api/webhooks/123/very-secret-token";
+    let plain = "https://hooks.example/in?key=secret-key";
+    let d = api.link(json!({"group_id": gid, "gateway_id": gw, "direction": "out", "chat": discord, "webhook": {"format": "discord"}})).await;
+    let p = api.link(json!({"group_id": gid, "gateway_id": gw, "direction": "out", "chat": plain, "webhook": {"format": "standard"}})).await;
+    for (link, secret, shown) in [
+        (&d, "very-secret-token", "https://discord.example/***"),
+        (&p, "secret-key", "https://hooks.example/in?***"),
+    ] {
+        let id = link["id"].as_str().unwrap();
+        let one = api.get(&format!("/api/v1/links/{id}")).await;
+        assert_eq!(one["chat"], shown, "{one}");
+        let all = api.get("/api/v1/links").await;
+        assert!(!all.to_string().contains(secret), "{all}");
+        assert!(
+            !link.to_string().contains(secret),
+            "creation answer: {link}"
+        );
+    }
+    node.shutdown().await;
 }

@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{eventually, start_node, TOKEN};
-use rumgate::Node;
+use common::http::Api;
+use common::{eventually, start_node};
 use rumgate_mixin::fake::{FakeBot, FakeMixin, Fault, DAVE, FIXTURE_SEED_HEX};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -12,51 +12,12 @@ use std::time::Duration;
 const CONV: &str = "3f6e9a2b-1c4d-4e8f-9a7b-6c5d4e3f2a1b";
 const LIMIT: Duration = Duration::from_secs(20);
 
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn of(node: &Node) -> Self {
-        Self {
-            base: format!("http://{}", node.api_addr()),
-            http: reqwest::Client::new(),
-        }
-    }
-    async fn call(&self, m: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut r = self
-            .http
-            .request(m, format!("{}{path}", self.base))
-            .bearer_auth(TOKEN);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let s = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        (
-            s,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let (s, v) = self.call(reqwest::Method::POST, path, Some(body)).await;
-        assert!(s == 201 || s == 202, "{path}: {s} {v}");
-        v
-    }
-    async fn get(&self, path: &str) -> Value {
-        let (s, v) = self.call(reqwest::Method::GET, path, None).await;
-        assert_eq!(s, 200, "{path}: {v}");
-        v
-    }
-    async fn items(&self, gid: &str) -> Vec<Value> {
-        self.get(&format!("/api/v1/groups/{gid}/posts?limit=500"))
-            .await["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
+async fn list_items(api: &Api, gid: &str) -> Vec<Value> {
+    api.get(&format!("/api/v1/groups/{gid}/posts?limit=500"))
+        .await["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 async fn fake() -> FakeMixin {
@@ -68,17 +29,17 @@ async fn fake() -> FakeMixin {
 
 /// A group, a Mixin gateway on the fake and a `both` link to [`CONV`]: (group, gateway, link).
 async fn setup(api: &Api, fake: &FakeMixin) -> (String, String, String) {
-    let gid = api.post("/api/v1/groups", json!({"name": "mx"})).await["group_id"]
+    let gid = api.post_ok("/api/v1/groups", json!({"name": "mx"})).await["group_id"]
         .as_str()
         .unwrap()
         .to_string();
     let mut body = fake.config_json();
     body["kind"] = "mixin".into();
     body["name"] = "mx".into();
-    let gw = api.post("/api/v1/gateways", body).await;
+    let gw = api.post_ok("/api/v1/gateways", body).await;
     let gw_id = gw["id"].as_str().unwrap().to_string();
     let link = api
-        .post(
+        .post_ok(
             "/api/v1/links",
             json!({"group_id": gid, "gateway_id": gw_id, "chat": CONV, "direction": "both"}),
         )
@@ -101,7 +62,7 @@ async fn posts_reach_the_conversation_once_and_messages_come_back_as_trx_without
 
     // Out: one post, one Mixin message (after a 202-wrapped 429 and a 500 on the way).
     fake.fail_messages([Fault::RateLimited, Fault::ServerError]);
-    api.post(
+    api.post_ok(
         &format!("/api/v1/groups/{gid}/posts"),
         json!({"content": "hello Mixin"}),
     )
@@ -127,12 +88,17 @@ async fn posts_reach_the_conversation_once_and_messages_come_back_as_trx_without
         fake.is_acked(&id).then_some(())
     })
     .await;
-    let items = api.items(&gid).await;
-    let bridged: Vec<&Value> = items
-        .iter()
-        .filter(|i| i["object"]["content"] == "hi from Mixin")
-        .collect();
-    assert_eq!(bridged.len(), 1, "acknowledged before it was stored");
+    // Acknowledged means stored (as a pending trx); it shows in the timeline once in a block.
+    let bridged = eventually(LIMIT, "the bridged post", || async {
+        let b: Vec<Value> = list_items(&api, &gid)
+            .await
+            .into_iter()
+            .filter(|i| i["object"]["content"] == "hi from Mixin")
+            .collect();
+        (!b.is_empty()).then_some(b)
+    })
+    .await;
+    assert_eq!(bridged.len(), 1, "{bridged:?}");
     let origin = &bridged[0]["origin"];
     assert_eq!(origin["adapter"], "mixin");
     assert_eq!(origin["chat"], CONV);
@@ -158,7 +124,15 @@ async fn posts_reach_the_conversation_once_and_messages_come_back_as_trx_without
         fake.is_acked(&second).then_some(())
     })
     .await;
-    let items = api.items(&gid).await;
+    let items = eventually(LIMIT, "the second post", || async {
+        let items = list_items(&api, &gid).await;
+        items
+            .iter()
+            .any(|i| i["object"]["content"] == "second")
+            .then_some(items)
+    })
+    .await;
+    assert!(fake.deliveries(&second) >= 2, "the fake delivered it twice");
     for text in ["hi from Mixin", "second"] {
         let n = items
             .iter()
@@ -194,7 +168,11 @@ async fn a_message_that_arrives_while_the_node_is_down_is_stored_once_after_rest
         fake.is_acked(&id).then_some(())
     })
     .await;
-    let items = api.items(&gid).await;
+    let items = eventually(LIMIT, "both posts", || async {
+        let items = list_items(&api, &gid).await;
+        (items.len() >= 2).then_some(items)
+    })
+    .await;
     let texts: Vec<&str> = items
         .iter()
         .filter_map(|i| i["object"]["content"].as_str())
@@ -270,7 +248,7 @@ async fn refused_credentials_make_the_link_failing_with_the_reason() {
     let fake = fake().await;
     let (gid, _, link) = setup(&api, &fake).await;
     fake.reject_auth(true);
-    api.post(
+    api.post_ok(
         &format!("/api/v1/groups/{gid}/posts"),
         json!({"content": "will wait"}),
     )

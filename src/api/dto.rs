@@ -31,8 +31,41 @@ pub struct GroupInfo {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SyncInfo {
-    /// `synced` until network sync exists; then also `syncing` with progress.
+    /// `synced` (this node has every block its peers reported) or `syncing`.
     pub state: String,
+    /// This node's head height.
+    #[serde(default)]
+    pub local_height: u64,
+    /// The highest height peers have reported or gossiped (this node's own for producers).
+    #[serde(default)]
+    pub remote_height: u64,
+    /// `local_height / remote_height`, 1.0 when synced.
+    #[serde(default)]
+    pub progress: f64,
+}
+
+impl SyncInfo {
+    pub fn new(engine: &Engine, g: &GroupEntry, local_height: u64) -> Self {
+        let remote = if engine.produces(g) {
+            local_height
+        } else {
+            engine
+                .network()
+                .and_then(|n| n.sync_progress(&g.id()))
+                .map_or(local_height, |p| p.remote_height.max(local_height))
+        };
+        let syncing = remote > local_height;
+        Self {
+            state: if syncing { "syncing" } else { "synced" }.into(),
+            local_height,
+            remote_height: remote,
+            progress: if remote == 0 {
+                1.0
+            } else {
+                local_height as f64 / remote as f64
+            },
+        }
+    }
 }
 
 impl GroupInfo {
@@ -51,9 +84,7 @@ impl GroupInfo {
             cursor: g.last_cursor().to_string(),
             producers: g.rules.producers.iter().map(hex::encode).collect(),
             pending: g.pending_len(),
-            sync: SyncInfo {
-                state: "synced".into(),
-            },
+            sync: SyncInfo::new(engine, g, head.height),
             seed: engine.seed(g).to_url(),
         }
     }
@@ -104,6 +135,8 @@ pub struct LeftGroup {
 pub struct NodeInfo {
     pub node_id: String,
     pub public_key: String,
+    /// The libp2p peer id (absent when the network is not running).
+    pub peer_id: Option<String>,
     pub version: String,
     pub api_listen: String,
     pub listen_addrs: Vec<String>,

@@ -14,15 +14,36 @@ use serde::Deserialize;
     responses((status = 200, body = NodeInfo)), security(("bearer" = [])))]
 pub async fn node_info(State(st): State<ApiState>) -> Json<NodeInfo> {
     let key = hex::encode(st.engine.public_key());
+    let net = st.engine.network();
     Json(NodeInfo {
         node_id: key.clone(),
         public_key: key,
+        peer_id: net.map(|n| n.peer_id().to_string()),
         version: env!("CARGO_PKG_VERSION").into(),
         api_listen: st.api_addr.to_string(),
-        listen_addrs: Vec::new(),
-        peer_count: 0,
+        listen_addrs: net
+            .map(|n| n.listen_addrs().iter().map(ToString::to_string).collect())
+            .unwrap_or_default(),
+        peer_count: net.map_or(0, |n| n.peer_count()),
         groups: st.engine.groups().len(),
     })
+}
+
+/// Connected peers (with the groups they carry, gossip score and penalties) and banned peers.
+#[utoipa::path(get, path = "/api/v1/peers", tag = "node",
+    responses((status = 200, body = crate::p2p::PeerList)), security(("bearer" = [])))]
+pub async fn peers(State(st): State<ApiState>) -> ApiResult<Json<crate::p2p::PeerList>> {
+    let Some(net) = st.engine.network() else {
+        return Ok(Json(crate::p2p::PeerList {
+            peers: Vec::new(),
+            banned: Vec::new(),
+        }));
+    };
+    let list = net
+        .peers()
+        .await
+        .map_err(|_| crate::error::NodeError::ShuttingDown)?;
+    Ok(Json(list))
 }
 
 /// Joined groups.

@@ -124,6 +124,7 @@ fn routes(state: &ApiState) -> OpenApiRouter<ApiState> {
         .routes(routes!(gateways::hook));
     let authed = OpenApiRouter::new()
         .routes(routes!(groups::node_info))
+        .routes(routes!(groups::peers))
         .routes(routes!(groups::list, groups::create))
         .routes(routes!(groups::join))
         .routes(routes!(groups::info, groups::leave))

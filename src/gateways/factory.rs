@@ -119,6 +119,31 @@ pub fn validate_link(
     Ok(options)
 }
 
+/// A link's chat as the API shows it. Slack and Discord webhook URLs are credentials (the path
+/// holds the token) and any URL's query may be: those parts are masked.
+pub fn display_chat(kind: &str, link: &LinkRecord) -> String {
+    if kind != "webhook" {
+        return link.chat.clone();
+    }
+    let Ok(mut url) = url::Url::parse(&link.chat) else {
+        return link.chat.clone();
+    };
+    let secret_path = webhook_config(&link.options).is_ok_and(|c| {
+        matches!(
+            c.format,
+            rumgate_webhook::Format::Slack | rumgate_webhook::Format::Discord
+        )
+    });
+    if secret_path && url.path() != "/" {
+        url.set_path("/***");
+    }
+    if url.query().is_some() {
+        url.set_query(Some("***"));
+    }
+    let _ = url.set_password(url.password().map(|_| "***"));
+    url.to_string()
+}
+
 /// The adapter that delivers a link's outbound messages.
 pub fn link_gateway(account: &Account, link: &LinkRecord) -> Result<DynGateway, String> {
     if account.record.kind == "webhook" {

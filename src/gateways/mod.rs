@@ -505,13 +505,14 @@ impl Gateways {
         self.engine
             .metrics()
             .link_gauges(&r.id, depth as i64, health.gauge());
+        let chat = factory::display_chat(&link.kind, &r);
         Ok(LinkStatus {
             inbound_url: webhook_in.then(|| format!("/hooks/{}", r.id)),
             id: r.id,
             group_id: r.group_id.to_hex(),
             gateway_id: r.gateway_id,
+            chat,
             kind: link.kind.clone(),
-            chat: r.chat,
             direction: r.direction,
             nick_format: r.nick_format,
             backfill: r.backfill,

@@ -5,9 +5,9 @@ use super::groups::{GroupEntry, Groups, Role};
 use crate::chain::object::{self, RefKind};
 use crate::chain::seed::{Seed, VerifiedSeed};
 use crate::chain::verify::{verify_genesis, verify_trx};
-use crate::chain::{Block, Verified};
 use crate::chain::{
-    Consensus, Genesis, GenesisBody, GroupId, GroupKind, Trx, TrxId, PROTOCOL_VERSION,
+    Block, Consensus, Genesis, GenesisBody, GroupId, GroupKind, Head, Trx, TrxId, Verified,
+    PROTOCOL_VERSION,
 };
 use crate::crypto::{random_bytes, GroupKey, Identity};
 use crate::error::NodeError;
@@ -20,8 +20,9 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::util::now_ms;
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::{broadcast, mpsc};
 
 pub const MAX_GROUP_NAME_CHARS: usize = 128;
@@ -42,6 +43,8 @@ pub struct Engine {
     hub: Hub,
     metrics: Arc<Metrics>,
     waiters: Mutex<HashMap<TrxId, Vec<oneshot::Sender<Inclusion>>>>,
+    /// The network handle, set once the p2p layer has started (absent in API-only tests).
+    net: OnceLock<crate::p2p::Client>,
 }
 
 /// Where a trx was included.
@@ -91,6 +94,7 @@ impl Engine {
             hub: Hub::with_capacity(feed_buffer),
             metrics,
             waiters: Mutex::new(HashMap::new()),
+            net: OnceLock::new(),
         }
     }
 
@@ -100,6 +104,20 @@ impl Engine {
 
     pub fn hub(&self) -> &Hub {
         &self.hub
+    }
+
+    /// The peer-to-peer network, once started.
+    pub fn network(&self) -> Option<&crate::p2p::Client> {
+        self.net.get()
+    }
+
+    pub(crate) fn set_network(&self, client: crate::p2p::Client) {
+        let _ = self.net.set(client);
+    }
+
+    /// Whether this node produces blocks for the group (else it follows it over the network).
+    pub fn produces(&self, entry: &GroupEntry) -> bool {
+        entry.rules.is_producer(&self.identity.public())
     }
 
     pub fn public_key(&self) -> [u8; 32] {
@@ -173,6 +191,7 @@ impl Engine {
             &self.identity.public(),
         ));
         self.groups.insert(entry.clone());
+        self.announce_group(gid, &[]).await;
         tracing::info!(group = %gid, kind = kind.as_str(), "created group");
         Ok(entry)
     }
@@ -185,8 +204,23 @@ impl Engine {
                 GroupKind::Public => entry.key.as_ref().map(|k| *k.as_bytes()),
                 GroupKind::Private => None,
             },
-            bootstrap: entry.bootstrap.clone(),
+            bootstrap: self.seed_bootstrap(entry),
         }
+    }
+
+    /// This node's own addresses first, then the addresses the group came with.
+    fn seed_bootstrap(&self, entry: &GroupEntry) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .net
+            .get()
+            .map(|n| n.listen_addrs().iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        for b in &entry.bootstrap {
+            if !out.contains(b) {
+                out.push(b.clone());
+            }
+        }
+        out
     }
 
     /// Joins a group from its seed after verifying it.
@@ -221,6 +255,7 @@ impl Engine {
         ));
         self.load_pending_into(&entry).await?;
         self.groups.insert(entry.clone());
+        self.announce_group(gid, &entry.bootstrap).await;
         tracing::info!(group = %gid, role = entry.role.as_str(), "joined group");
         Ok(match outcome {
             JoinOutcome::AlreadyJoined => Joined::Existing(entry),
@@ -231,6 +266,9 @@ impl Engine {
     /// Leaves a group; `purge` also deletes its blocks and trx.
     pub async fn leave(&self, id: &GroupId, purge: bool) -> Result<(), NodeError> {
         let known = self.groups.remove(id).is_some();
+        if let Some(net) = self.net.get() {
+            let _ = net.group_removed(*id).await;
+        }
         let stored = self.store.leave_group(*id, purge).await?;
         if !known && !stored {
             return Err(NodeError::UnknownGroup(id.to_hex()));
@@ -273,8 +311,7 @@ impl Engine {
             }),
             Submitted::New => {
                 self.metrics.trx_ingested.inc();
-                entry.lock().pending.push_back(verified);
-                self.schedule(&entry);
+                self.queue_local(&entry, verified).await;
                 Ok(Posted {
                     trx_id,
                     replayed: false,
@@ -283,8 +320,8 @@ impl Engine {
         }
     }
 
-    /// Accepts a trx signed elsewhere (a peer, another identity): verifies, stores as pending
-    /// and queues it for the producer.
+    /// Accepts a trx signed elsewhere (another identity, via the API): verifies, stores as
+    /// pending and queues it for the producer (or the network, if this node does not produce).
     pub async fn accept_trx(&self, trx: Trx) -> Result<TrxId, NodeError> {
         let entry = self.group(&trx.body.group_id)?;
         let now = now_ms();
@@ -292,11 +329,55 @@ impl Engine {
         let trx_id = verified.id();
         self.store.submit_pending(&verified, now, None).await?;
         self.metrics.trx_ingested.inc();
-        entry.lock().pending.push_back(verified);
-        self.schedule(&entry);
+        self.queue_local(&entry, verified).await;
         Ok(trx_id)
     }
 
+    /// Queues a stored pending trx: for the producer, or — on a node that does not produce the
+    /// group — for the network, which re-publishes it until it is included.
+    async fn queue_local(&self, entry: &Arc<GroupEntry>, verified: Verified<Trx>) {
+        let forward = (!self.produces(entry)).then(|| verified.clone());
+        let trx_id = verified.id();
+        entry.lock().pending.push_back(verified);
+        self.schedule(entry);
+        if let (Some(trx), Some(net)) = (forward, self.net.get()) {
+            // Acknowledged once stored; the network layer re-publishes until it is included.
+            if let Err(e) = net.publish_trx(&trx).await {
+                tracing::debug!(trx = %trx_id, error = %e, "first publish failed; will retry");
+            }
+        }
+    }
+
+    /// Subscribes the network to a group's topic and dials the addresses it came with.
+    async fn announce_group(&self, gid: GroupId, bootstrap: &[String]) {
+        if let Some(net) = self.net.get() {
+            let addrs = bootstrap.iter().filter_map(|a| a.parse().ok()).collect();
+            let _ = net.group_added(gid, addrs).await;
+        }
+    }
+
+    /// A verified trx received from a peer, for a group this node produces: stored as pending
+    /// and queued for the next block, exactly like a local post.
+    pub(crate) async fn accept_remote_trx(
+        &self,
+        entry: &Arc<GroupEntry>,
+        trx: Verified<Trx>,
+    ) -> Result<(), NodeError> {
+        self.store.submit_pending(&trx, now_ms(), None).await?;
+        self.metrics.trx_ingested.inc();
+        entry.lock().pending.push_back(trx);
+        self.schedule(entry);
+        Ok(())
+    }
+
+    /// Publishes a block this node produced to the group's peers.
+    pub(crate) async fn announce_block(&self, block: &Verified<Block>) {
+        if let Some(net) = self.net.get() {
+            if let Err(e) = net.publish_block(block).await {
+                tracing::debug!(height = block.body.height, error = %e, "block not published");
+            }
+        }
+    }
     /// References must point at an existing item of the same group; updates only from the
     /// original sender, deletes from the original sender or the owner.
     async fn check_reference(
@@ -384,6 +465,51 @@ impl Engine {
         entry: &GroupEntry,
         block: &Verified<Block>,
     ) -> Result<Arc<Committed>, NodeError> {
+        let (payloads, refs) = Self::open_block(entry, block);
+        let committed = Arc::new(self.store.commit_block_with_refs(block, refs).await?);
+        self.apply_stored(entry, block, payloads, &committed);
+        Ok(committed)
+    }
+
+    /// Stores consecutive verified blocks from the network in one transaction (all or none),
+    /// then applies each exactly as [`Engine::store_block`] does and drops their trx from the
+    /// pending queues. Blocks of groups no longer joined are skipped.
+    pub async fn store_blocks(
+        &self,
+        blocks: &[Verified<Block>],
+    ) -> Result<Vec<Arc<Committed>>, NodeError> {
+        let mut opened = Vec::with_capacity(blocks.len());
+        let mut batch = Vec::with_capacity(blocks.len());
+        for block in blocks {
+            let Ok(entry) = self.group(&block.body.group_id) else {
+                continue;
+            };
+            let (payloads, refs) = Self::open_block(&entry, block);
+            batch.push((block, refs));
+            opened.push((entry, block, payloads));
+        }
+        let committed = self.store.commit_blocks(batch).await?;
+        let mut out = Vec::with_capacity(committed.len());
+        for ((entry, block, payloads), c) in opened.into_iter().zip(committed) {
+            let c = Arc::new(c);
+            {
+                let mut st = entry.lock();
+                if !st.pending.is_empty() {
+                    let included: HashSet<TrxId> = c.trx.iter().map(|(id, _)| *id).collect();
+                    st.pending.retain(|t| !included.contains(&t.id()));
+                }
+            }
+            self.apply_stored(&entry, block, payloads, &c);
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    /// Decrypts a block's posts (where this node has the key) and finds their references.
+    fn open_block(
+        entry: &GroupEntry,
+        block: &Verified<Block>,
+    ) -> (Vec<Option<object::PostPayload>>, crate::store::BlockRefs) {
         let payloads: Vec<_> = block
             .body
             .trxs
@@ -400,16 +526,28 @@ impl Engine {
                 Some((t.trx_id(), kind, TrxId::from_hex(&target)?))
             })
             .collect();
-        let committed = Arc::new(self.store.commit_block_with_refs(block, refs).await?);
+        (payloads, refs)
+    }
+
+    /// What follows a durable commit: head, cursor, metrics, live feed, waiters, events.
+    fn apply_stored(
+        &self,
+        entry: &GroupEntry,
+        block: &Verified<Block>,
+        payloads: Vec<Option<object::PostPayload>>,
+        committed: &Arc<Committed>,
+    ) {
         {
             let mut st = entry.lock();
-            st.head = crate::chain::Head {
-                height: block.body.height,
-                hash: block.hash(),
-                timestamp: block.body.timestamp,
-            };
+            if block.body.height > st.head.height {
+                st.head = Head {
+                    height: block.body.height,
+                    hash: block.hash(),
+                    timestamp: block.body.timestamp,
+                };
+            }
             if let Some((_, seq)) = committed.trx.last() {
-                st.last_cursor = *seq;
+                st.last_cursor = st.last_cursor.max(*seq);
             }
         }
         self.metrics.trx_included.inc_by(committed.trx.len() as u64);
@@ -431,9 +569,8 @@ impl Engine {
                 items,
             });
         }
-        self.resolve_waiters(&committed);
+        self.resolve_waiters(committed);
         self.publish(ChainEvent::Included(committed.clone()));
-        Ok(committed)
     }
 
     fn resolve_waiters(&self, c: &Committed) {

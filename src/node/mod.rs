@@ -104,6 +104,18 @@ impl Node {
 
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let net = match crate::p2p::start(engine.clone(), &config.p2p, &tasks, cancel.clone()).await
+        {
+            Ok(net) => net,
+            Err(e) => {
+                cancel.cancel();
+                tasks.close();
+                tasks.wait().await;
+                store.close().await;
+                return Err(e).context("starting the peer-to-peer network");
+            }
+        };
+        engine.set_network(net);
         tasks.spawn(producer::run(
             engine.clone(),
             produce_rx,
@@ -141,6 +153,7 @@ impl Node {
         tracing::info!(
             api = %api_addr,
             node = %hex::encode(engine.public_key()),
+            peer = %engine.network().map(|n| n.peer_id().to_string()).unwrap_or_default(),
             groups = engine.groups().len(),
             "rumgate node started"
         );
@@ -161,6 +174,15 @@ impl Node {
 
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// The peer-to-peer network handle (peer id, listen addresses, peers).
+    pub fn p2p(&self) -> &crate::p2p::Client {
+        // Set in `start` before the node is returned.
+        match self.engine.network() {
+            Some(n) => n,
+            None => unreachable!("Node::start sets the network before returning"),
+        }
     }
 
     pub fn gateways(&self) -> &Arc<crate::gateways::Gateways> {

@@ -107,6 +107,7 @@ async fn produce_pending(engine: &Engine, gid: crate::chain::GroupId) -> bool {
                 }
                 engine.metrics().blocks_produced.inc();
                 tracing::debug!(group = %gid, height = block.body.height, trx = taken, "produced block");
+                engine.announce_block(&block).await;
             }
             Err(e) => {
                 tracing::error!(group = %gid, error = %e, "block commit failed; trx stay pending");

@@ -8,6 +8,7 @@ mod gateway_ops;
 mod migrations;
 mod ops;
 mod pool;
+mod sync;
 
 pub use api_ops::*;
 pub use gateway_ops::*;
