@@ -164,6 +164,8 @@ struct Shared {
     news: watch::Sender<u64>,
     /// Bumped to drop every Blaze connection.
     kill: watch::Sender<u64>,
+    /// Bumped to send every Blaze connection a server-initiated `ERROR` 401 frame.
+    kick: watch::Sender<u64>,
     stop: CancellationToken,
 }
 
@@ -224,6 +226,7 @@ impl FakeMixin {
         let addr = listener.local_addr()?;
         let (news, _) = watch::channel(0);
         let (kill, _) = watch::channel(0);
+        let (kick, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             state: Mutex::default(),
             public: bot.public_key(),
@@ -231,6 +234,7 @@ impl FakeMixin {
             addr,
             news,
             kill,
+            kick,
             stop: CancellationToken::new(),
         });
         let fake = Self { shared };
@@ -458,6 +462,12 @@ impl FakeMixin {
         self.shared.kill.send_modify(|n| *n += 1);
     }
 
+    /// Sends every Blaze connection `{"action":"ERROR","error":{"code":401}}`, as Mixin does
+    /// when a session's token is no longer valid, then closes it.
+    pub fn kick_unauthorized(&self) {
+        self.shared.kick.send_modify(|n| *n += 1);
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.state().calls.clone()
     }
@@ -572,6 +582,7 @@ fn frame(msg: &BlazeMessage) -> Message {
 
 async fn blaze_session(fake: FakeMixin, mut socket: WebSocket) {
     let mut kill = fake.shared.kill.subscribe();
+    let mut kick = fake.shared.kick.subscribe();
     let mut news = fake.shared.news.subscribe();
     let stop = fake.shared.stop.clone();
     let mut sent: HashSet<String> = HashSet::new();
@@ -611,6 +622,19 @@ async fn blaze_session(fake: FakeMixin, mut socket: WebSocket) {
             () = stop.cancelled() => return,
             // Dropped without a close frame, like a lost connection.
             _ = kill.changed() => return,
+            _ = kick.changed() => {
+                let error = BlazeMessage {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    action: "ERROR".into(),
+                    error: serde_json::from_value(
+                        error_body(202, 401, "Unauthorized, maybe invalid token.")["error"].clone(),
+                    )
+                    .ok(),
+                    ..BlazeMessage::default()
+                };
+                let _ = socket.send(frame(&error)).await;
+                return;
+            }
             _ = news.changed() => continue,
             msg = socket.recv() => {
                 let bytes = match msg {

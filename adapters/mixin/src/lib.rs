@@ -44,6 +44,9 @@ pub use error::Error;
 use convert::{Ids, Target};
 use health::HealthBoard;
 
+/// How long `start` waits for Mixin to confirm the credentials.
+const START_CHECK: Duration = Duration::from_secs(5);
+
 /// The adapter kind, as links and origins name it.
 pub const KIND: &str = "mixin";
 
@@ -278,7 +281,12 @@ impl Gateway for MixinGateway {
     /// until `ctx` is cancelled or [`Gateway::shutdown`]. Network trouble at start is not an
     /// error: the connection keeps retrying; refused credentials are.
     async fn start(&self, ctx: GatewayContext) -> Result<()> {
-        match self.inner.client.me().await {
+        // Bounded: the node starts its gateways one after another, and an unreachable Mixin must
+        // not hold the node's start-up for a whole HTTP timeout.
+        let me = tokio::time::timeout(START_CHECK, self.inner.client.me())
+            .await
+            .unwrap_or_else(|_| Err(Error::Transport("GET /me timed out".into())));
+        match me {
             Ok(me) if !me.user_id.eq_ignore_ascii_case(&self.inner.account.user_id) => {
                 return Err(GatewayError::Unauthorized(format!(
                     "the keystore's session belongs to user {}, not to app_id {}",

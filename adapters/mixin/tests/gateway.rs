@@ -494,3 +494,30 @@ async fn the_rate_limit_backoff_comes_from_the_account_config() {
     cfg.rate_limit_backoff_ms = Some(0);
     assert!(MixinGateway::new(&cfg).is_err());
 }
+
+#[tokio::test]
+async fn a_server_error_frame_with_401_is_reported_and_the_connection_recovers() {
+    let fake = fake().await;
+    let gw = gateway(&fake);
+    let (mut rx, token) = start(&gw).await;
+    eventually("connected", || async { gw.is_connected().then_some(()) }).await;
+    let before = fake.connections();
+    fake.kick_unauthorized();
+    eventually("failing after the ERROR frame", || async {
+        let h = gw.health().await;
+        (h.state == HealthState::Failing).then_some(h)
+    })
+    .await;
+    // The session is valid again (the fake accepts the next handshake): back to ok, and
+    // messages flow.
+    eventually("reconnected", || async {
+        (fake.connections() > before && gw.health().await.state == HealthState::Ok).then_some(())
+    })
+    .await;
+    let id = fake.inject_text(GROUP, DAVE, "after the kick");
+    let req = next(&mut rx).await;
+    assert_eq!(message_id(&req), id);
+    stored(req);
+    token.cancel();
+    gw.shutdown().await;
+}
