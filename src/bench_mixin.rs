@@ -83,7 +83,10 @@ async fn posts(node: &Node, gid: GroupId) -> anyhow::Result<Vec<(String, String,
 
 pub async fn run(a: MixinArgs) -> anyhow::Result<()> {
     let dir = tempfile_dir("rumgate-bench-mixin")?;
-    let node = Node::start(bench_config(&dir)?).await?;
+    let mut cfg = bench_config(&dir)?;
+    // No fixed p2p port: the bench must not collide with a running node.
+    cfg.p2p.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+    let node = Node::start(cfg).await?;
     let fake = FakeMixin::start(FakeBot::fixture()).await?;
     let bot = fake.bot().user_id.clone();
     fake.add_user(DAVE, "Dave");

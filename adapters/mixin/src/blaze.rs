@@ -341,6 +341,12 @@ impl Connection {
                     tracing::debug!("Blaze connected, pending messages listed");
                 }
                 CREATE_MESSAGE => {
+                    // Messages flowing prove the connection is up, even if the reply to the
+                    // pending list never came (its shape is inferred, not documented).
+                    if !listed {
+                        listed = true;
+                        self.health.blaze_up();
+                    }
                     let Some(view) = msg
                         .data
                         .and_then(|d| serde_json::from_value::<MessageView>(d).ok())
