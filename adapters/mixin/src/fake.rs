@@ -619,6 +619,9 @@ async fn blaze_session(fake: FakeMixin, mut socket: WebSocket) {
             }
         }
         tokio::select! {
+            // A drop or kick wins over frames that arrived meanwhile: what the bot sends after
+            // `drop_sockets` returns is lost, as on a real dead connection.
+            biased;
             () = stop.cancelled() => return,
             // Dropped without a close frame, like a lost connection.
             _ = kill.changed() => return,
