@@ -532,3 +532,61 @@ async fn a_server_error_frame_with_401_is_reported_and_the_connection_recovers()
     token.cancel();
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_fake_holds_us_to_the_wire_rules() {
+    use base64::Engine as _;
+    let fake = fake().await;
+    let gw = gateway(&fake);
+    let message = |data_base64: String| rumgate_mixin::MessageRequest {
+        conversation_id: GROUP.into(),
+        recipient_id: String::new(),
+        message_id: uuid::Uuid::new_v4().to_string(),
+        category: "PLAIN_TEXT".into(),
+        data_base64,
+        representative_id: String::new(),
+        quote_message_id: String::new(),
+        silent: false,
+    };
+    // "??>" encodes with `+`/`/` and padding in standard base64: refused, code 10002.
+    let standard = base64::engine::general_purpose::STANDARD.encode("??>?");
+    assert!(standard.contains(['/', '=']), "{standard}");
+    let err = gw
+        .client()
+        .post_messages(&[message(standard)])
+        .await
+        .expect_err("standard base64 is refused");
+    let gateway_error: GatewayError = err.into();
+    assert!(
+        matches!(gateway_error, GatewayError::Invalid(_)),
+        "{gateway_error:?}"
+    );
+    let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("??>?");
+    gw.client()
+        .post_messages(&[message(url_safe)])
+        .await
+        .expect("URL-safe without padding is accepted");
+    assert_eq!(fake.bot_texts(GROUP), ["??>?"]);
+    // Tokens are single-use and bound to their request.
+    let bot = FakeBot::fixture();
+    let signer = rumgate_mixin::Signer::new(
+        bot.user_id.clone(),
+        bot.session_id.clone(),
+        rumgate_mixin::SessionKey::parse(&bot.seed_hex).expect("key"),
+    );
+    let token = signer.sign_request("GET", "/me", b"");
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        http.get(format!("{}{path}", fake.api_url()))
+            .bearer_auth(&token)
+            .send()
+    };
+    let first: serde_json::Value = get("/me").await.expect("send").json().await.expect("json");
+    assert_eq!(first["data"]["user_id"], bot.user_id.as_str());
+    for path in ["/me", "/users/x"] {
+        let again = get(path).await.expect("send");
+        assert_eq!(again.status().as_u16(), 202);
+        let body: serde_json::Value = again.json().await.expect("json");
+        assert_eq!(body["error"]["code"], 401, "{path}: {body}");
+    }
+}
