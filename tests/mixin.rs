@@ -270,3 +270,71 @@ async fn refused_credentials_make_the_link_failing_with_the_reason() {
     node.shutdown().await;
     fake.stop();
 }
+
+#[tokio::test]
+async fn a_keystore_file_stays_out_of_the_database_and_a_missing_one_is_a_clear_link_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let keystore = keys.path().join("keystore.json");
+    let fake = fake().await;
+    std::fs::write(&keystore, fake.bot().keystore_json().to_string()).unwrap();
+    let link = {
+        let node = start_node(dir.path()).await;
+        let api = Api::of(&node);
+        let gid = api.group("file").await;
+        let gw = api
+            .post_ok(
+                "/api/v1/gateways",
+                json!({"kind": "mixin", "name": "mxf", "keystore_file": keystore,
+                       "api_url": fake.api_url(), "blaze_url": fake.blaze_url()}),
+            )
+            .await;
+        assert_eq!(
+            gw["config"]["keystore_file"],
+            keystore.display().to_string()
+        );
+        let link = api
+            .post_ok(
+                "/api/v1/links",
+                json!({"group_id": gid, "gateway_id": "mxf", "chat": CONV, "direction": "both"}),
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        api.post_ok(
+            &format!("/api/v1/groups/{gid}/posts"),
+            json!({"content": "via file"}),
+        )
+        .await;
+        eventually(LIMIT, "the post in Mixin", || async {
+            (fake.bot_texts(CONV).len() == 1).then_some(())
+        })
+        .await;
+        node.shutdown().await;
+        link
+    };
+    // The session key is in the file, not in the database.
+    let mut db = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            db.extend(std::fs::read(path).unwrap());
+        }
+    }
+    let seed = FIXTURE_SEED_HEX.as_bytes();
+    assert!(
+        !db.windows(seed.len()).any(|w| w == seed),
+        "the key leaked into the data dir"
+    );
+
+    std::fs::remove_file(&keystore).unwrap();
+    let node = start_node(dir.path()).await;
+    let api = Api::of(&node);
+    let status = api.get(&format!("/api/v1/links/{link}")).await;
+    assert_eq!(status["health"], "failing", "{status}");
+    let reason = status["last_error"].as_str().unwrap_or_default();
+    assert!(reason.contains("keystore_file"), "{status}");
+    node.shutdown().await;
+    fake.stop();
+}

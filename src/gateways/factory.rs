@@ -153,7 +153,10 @@ pub fn link_gateway(account: &Account, link: &LinkRecord) -> Result<DynGateway, 
     }
     match &account.gateway {
         Some(g) => Ok(g.clone()),
-        None => Err(unavailable(&account.record.kind)),
+        None => Err(account
+            .start_error
+            .clone()
+            .unwrap_or_else(|| unavailable(&account.record.kind))),
     }
 }
 

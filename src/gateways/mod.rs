@@ -94,6 +94,8 @@ pub(crate) struct Account {
     pub record: AccountRecord,
     /// The shared adapter instance (telegram, mixin); webhooks get one per link.
     pub gateway: Option<DynGateway>,
+    /// Why the shared instance could not be built (a keystore file gone …), for link status.
+    pub start_error: Option<String>,
 }
 
 /// The gateway service, owned by the node.
@@ -221,10 +223,12 @@ impl Gateways {
     }
 
     async fn start_account(&self, record: AccountRecord) -> Arc<Account> {
+        let mut start_error = None;
         let gateway = match factory::account_gateway(&record) {
             Ok(g) => g,
             Err(e) => {
                 tracing::error!(gateway = %record.id, error = %e, "cannot start adapter");
+                start_error = Some(format!("gateway {} cannot start: {e}", record.name));
                 None
             }
         };
@@ -234,7 +238,11 @@ impl Gateways {
                 tracing::error!(gateway = %record.id, error = %e, "adapter failed to start");
             }
         }
-        let account = Arc::new(Account { record, gateway });
+        let account = Arc::new(Account {
+            record,
+            gateway,
+            start_error,
+        });
         self.accounts
             .write()
             .unwrap_or_else(|p| p.into_inner())
