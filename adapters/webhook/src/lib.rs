@@ -4,6 +4,7 @@
 //! Webhook options are per link, so the node makes one [`WebhookGateway`] per outbound link; the
 //! `chat` of a link is the target URL.
 
+mod discord;
 mod inbound;
 mod outbound;
 pub mod sign;
@@ -32,9 +33,12 @@ pub enum Format {
     Github,
     /// Plain JSON; `Authorization: Bearer <secret>`.
     Plain,
-    /// Slack incoming webhook (`{"text"}`), outbound only.
+    /// Slack incoming webhook (`{"text"}`), outbound only. Such webhooks cannot change a posted
+    /// message: an edit posts "(edited) …" as a new message, a delete does nothing.
     Slack,
-    /// Discord execute-webhook (`{"content"}`, 2,000 characters), outbound only.
+    /// Discord execute-webhook (`{"content"}`, 2,000 characters, no mentions), outbound only.
+    /// Posted with `wait=true`, so parts carry Discord message ids; edits `PATCH` and deletes
+    /// `DELETE` those messages in place (see the `outbound` module).
     Discord,
 }
 

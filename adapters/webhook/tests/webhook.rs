@@ -289,13 +289,24 @@ async fn conformance_discord_format_splits_at_2000() {
         max_units: 2_000,
         unit: Unit::Chars,
         replies: false,
-        edits_and_deletes: false,
+        // In place, through the execute-webhook message routes (tests/discord.rs has details).
+        edits_and_deletes: true,
     };
     conformance(&gw, &r, &r.url("discord"), &caps)
         .await
         .unwrap();
     let body = &r.deliveries()[0].body;
     assert_eq!(body["allowed_mentions"]["parse"], serde_json::json!([]));
+    assert!(r
+        .discord_messages("discord")
+        .iter()
+        .all(|m| m.allowed_mentions == serde_json::json!({"parse": []})));
+    // And in a thread of the channel.
+    conformance(&gw, &r, &r.url("discord-thread?thread_id=42"), &caps)
+        .await
+        .unwrap();
+    let in_thread = r.discord_messages("discord-thread");
+    assert!(!in_thread.is_empty() && in_thread.iter().all(|m| m.channel_id == "42"));
 }
 
 #[tokio::test]
