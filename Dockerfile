@@ -18,7 +18,7 @@ USER rumgate
 VOLUME ["/data"]
 ENV RUMGATE_DATA_DIR=/data \
     RUMGATE_API_LISTEN=0.0.0.0:8002
-# 8002: REST API (put TLS in front of it); 7002: peer-to-peer (libp2p, when enabled).
+# 8002: REST API (put TLS in front of it); 7002: peer-to-peer (libp2p over TCP).
 EXPOSE 8002 7002
 HEALTHCHECK --interval=30s --timeout=3s CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8002"]
 ENTRYPOINT ["/usr/bin/tini", "--", "rumgate"]

@@ -32,6 +32,47 @@ pub enum BenchCommand {
     Idle,
     /// Start-up time of `rumgate run` over a store holding N trx.
     Startup(StartupArgs),
+    /// Three nodes on loopback: sustained round-robin posting, post→visible-everywhere latency,
+    /// catch-up rate of a fresh node, and a final exactly-once / same-chain check.
+    P2p(crate::bench_p2p::P2pArgs),
+    /// SSE fan-out: N clients on one group at a fixed post rate; RSS per idle client.
+    Stream(StreamArgs),
+    /// Gateway delivery: one group → N outbound webhook links to local receivers.
+    Gateway(GatewayArgs),
+    /// Mixin adapter against the fake Mixin: outbound under 429s and drops, inbound latency.
+    Mixin(crate::bench_mixin::MixinArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Outbound webhook links (each to its own receiver path).
+    #[arg(long, default_value_t = 10)]
+    pub links: usize,
+    /// Posts per phase.
+    #[arg(long, default_value_t = 1000)]
+    pub posts: usize,
+    /// Posts per second.
+    #[arg(long, default_value_t = 200)]
+    pub rate: u64,
+    /// Seconds one receiver answers 500 in the outage phase (0 skips it).
+    #[arg(long, default_value_t = 30)]
+    pub outage_secs: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    /// Concurrent SSE clients.
+    #[arg(long, default_value_t = 100)]
+    pub clients: usize,
+    /// Posts per second.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// Seconds of posting.
+    #[arg(long, default_value_t = 10)]
+    pub secs: u64,
+    /// Note size in bytes.
+    #[arg(long, default_value_t = 256)]
+    pub size: usize,
 }
 
 #[derive(Debug, Args)]
@@ -71,10 +112,14 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ingest(a) => ingest(a).await,
         BenchCommand::Idle => idle().await,
         BenchCommand::Startup(a) => startup(a).await,
+        BenchCommand::P2p(a) => crate::bench_p2p::run(a).await,
+        BenchCommand::Stream(a) => stream(a).await,
+        BenchCommand::Gateway(a) => gateway(a).await,
+        BenchCommand::Mixin(a) => crate::bench_mixin::run(a).await,
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -82,12 +127,15 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-/// Records when each trx was included, from the node's chain events.
-fn record_inclusions(node: &Node) -> Arc<Mutex<HashMap<String, Instant>>> {
+/// Records when each trx was included, from the node's chain events, under `key(trx, cursor)`.
+pub(crate) fn record_inclusions<K: std::hash::Hash + Eq + Send + 'static>(
+    node: &Node,
+    key: fn(&crate::chain::TrxId, i64) -> K,
+) -> Arc<Mutex<HashMap<K, Instant>>> {
     let included = Arc::new(Mutex::new(HashMap::new()));
     let mut rx = node.engine().subscribe();
     let sink = included.clone();
@@ -97,8 +145,8 @@ fn record_inclusions(node: &Node) -> Arc<Mutex<HashMap<String, Instant>>> {
                 Ok(ChainEvent::Included(c)) => {
                     let now = Instant::now();
                     let mut m = sink.lock().unwrap_or_else(|p| p.into_inner());
-                    for (id, _) in &c.trx {
-                        m.insert(id.to_hex(), now);
+                    for (id, seq) in &c.trx {
+                        m.insert(key(id, *seq), now);
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -111,10 +159,82 @@ fn record_inclusions(node: &Node) -> Arc<Mutex<HashMap<String, Instant>>> {
     included
 }
 
-struct Phase {
-    sent: Vec<(String, Instant)>,
-    errors: usize,
-    elapsed: Duration,
+/// What one load phase sent: (id, when it was posted) per acknowledged post, and failures.
+pub(crate) struct Phase<K = String> {
+    pub(crate) sent: Vec<(K, Instant)>,
+    pub(crate) errors: usize,
+    pub(crate) elapsed: Duration,
+}
+
+/// Open loop: post `i` (by `post(i)`) is due at start + i/rate whatever happened to earlier ones.
+pub(crate) async fn open_loop_with<K, F, Fut>(n: usize, rate: u64, mut post: F) -> Phase<K>
+where
+    K: Send + 'static,
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Option<(K, Instant)>> + Send + 'static,
+{
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = Instant::now();
+    for i in 0..n {
+        tokio::time::sleep_until((start + interval * i as u32).into()).await;
+        tasks.spawn(post(i));
+    }
+    let mut sent = Vec::with_capacity(n);
+    let mut errors = 0;
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok(Some(s)) => sent.push(s),
+            _ => errors += 1,
+        }
+    }
+    Phase {
+        sent,
+        errors,
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Closed loop: `conc` posters share `n` posts, each posting (by `post(i)`) as soon as its
+/// previous post was acknowledged.
+pub(crate) async fn closed_loop_with<K, F, Fut>(n: usize, conc: usize, post: F) -> Phase<K>
+where
+    K: Send + 'static,
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Option<(K, Instant)>> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = Instant::now();
+    for _ in 0..conc {
+        let (next, post) = (next.clone(), post.clone());
+        tasks.spawn(async move {
+            let mut out = Vec::new();
+            let mut errors = 0;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                match post(i).await {
+                    Some(s) => out.push(s),
+                    None => errors += 1,
+                }
+            }
+            (out, errors)
+        });
+    }
+    let mut sent = Vec::with_capacity(n);
+    let mut errors = 0;
+    while let Some(Ok((s, e))) = tasks.join_next().await {
+        sent.extend(s);
+        errors += e;
+    }
+    Phase {
+        sent,
+        errors,
+        elapsed: start.elapsed(),
+    }
 }
 
 async fn post_one(
@@ -144,35 +264,12 @@ async fn closed_loop(
     n: usize,
     conc: usize,
 ) -> Phase {
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = tokio::task::JoinSet::new();
-    let start = Instant::now();
-    for _ in 0..conc {
-        let (client, url, body, next) =
-            (client.clone(), url.to_string(), body.clone(), next.clone());
-        tasks.spawn(async move {
-            let mut out = Vec::new();
-            let mut errors = 0;
-            while next.fetch_add(1, Ordering::Relaxed) < n {
-                match post_one(&client, &url, &body).await {
-                    Some(s) => out.push(s),
-                    None => errors += 1,
-                }
-            }
-            (out, errors)
-        });
-    }
-    let mut sent = Vec::with_capacity(n);
-    let mut errors = 0;
-    while let Some(Ok((s, e))) = tasks.join_next().await {
-        sent.extend(s);
-        errors += e;
-    }
-    Phase {
-        sent,
-        errors,
-        elapsed: start.elapsed(),
-    }
+    let (client, url, body) = (client.clone(), url.to_string(), body.clone());
+    closed_loop_with(n, conc, move |_| {
+        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        async move { post_one(&client, &url, &body).await }
+    })
+    .await
 }
 
 async fn open_loop(
@@ -182,29 +279,11 @@ async fn open_loop(
     rate: u64,
     secs: u64,
 ) -> Phase {
-    let n = (rate * secs) as usize;
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
-    let mut tasks = tokio::task::JoinSet::new();
-    let start = Instant::now();
-    for i in 0..n {
-        // Open loop: request i is due at start + i/rate whatever happened to earlier ones.
-        tokio::time::sleep_until((start + interval * i as u32).into()).await;
+    open_loop_with((rate * secs) as usize, rate, |_| {
         let (client, url, body) = (client.clone(), url.to_string(), body.clone());
-        tasks.spawn(async move { post_one(&client, &url, &body).await });
-    }
-    let mut sent = Vec::with_capacity(n);
-    let mut errors = 0;
-    while let Some(r) = tasks.join_next().await {
-        match r {
-            Ok(Some(s)) => sent.push(s),
-            _ => errors += 1,
-        }
-    }
-    Phase {
-        sent,
-        errors,
-        elapsed: start.elapsed(),
-    }
+        async move { post_one(&client, &url, &body).await }
+    })
+    .await
 }
 
 /// Waits until every sent trx is included and returns the sorted post→included latencies.
@@ -247,12 +326,7 @@ fn print_phase(name: &str, phase: &Phase, lat: &[Duration]) {
 
 async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     let dir = tempfile_dir("rumgate-bench-ingest")?;
-    let mut cfg = Config {
-        data_dir: dir.clone(),
-        ..Config::default()
-    };
-    cfg.api.listen = "127.0.0.1:0".parse()?;
-    cfg.api.token = Some(SecretString::from(BENCH_TOKEN.to_string()));
+    let mut cfg = bench_config(&dir)?;
     cfg.chain.batch_window_ms = a.batch_window_ms;
     let node = Node::start(cfg).await?;
     let group = node
@@ -268,7 +342,7 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(a.concurrency.max(256))
         .build()?;
-    let included = record_inclusions(&node);
+    let included = record_inclusions(&node, |id, _| id.to_hex());
 
     println!(
         "rumgate bench ingest: {} B notes, {} cores, data dir {}",
@@ -363,7 +437,18 @@ fn sqlite_insert_rate(path: &std::path::Path, size: usize) -> anyhow::Result<f64
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
-fn tempfile_dir(prefix: &str) -> anyhow::Result<PathBuf> {
+/// An in-process node's config: `dir`, API on 127.0.0.1:0, the bench token.
+pub(crate) fn bench_config(dir: &std::path::Path) -> anyhow::Result<Config> {
+    let mut cfg = Config {
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    };
+    cfg.api.listen = "127.0.0.1:0".parse()?;
+    cfg.api.token = Some(SecretString::from(BENCH_TOKEN.to_string()));
+    Ok(cfg)
+}
+
+pub(crate) fn tempfile_dir(prefix: &str) -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("{prefix}-{}", hex::encode(random_bytes::<6>())));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
@@ -375,7 +460,14 @@ fn spawn_node(dir: &std::path::Path) -> anyhow::Result<(std::process::Child, Str
     let exe = std::env::current_exe()?;
     let started = Instant::now();
     let mut child = std::process::Command::new(exe)
-        .args(["run", "--api-listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "run",
+            "--api-listen",
+            "127.0.0.1:0",
+            "--p2p-listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--data-dir",
+        ])
         .arg(dir)
         .env("RUMGATE_API_TOKEN", BENCH_TOKEN)
         .env("RUST_LOG", "warn")
@@ -492,7 +584,7 @@ async fn startup(a: StartupArgs) -> anyhow::Result<()> {
 }
 
 /// Writes `n` small signed trx in full blocks straight through the store (the fast path).
-async fn fill_store(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
+pub(crate) async fn fill_store(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     // Create the node key the binary will load, so the group is owned by that node.
     let (owner, _) = crate::crypto::keystore::load_or_create(&dir.join("node.key"), None)?;
@@ -553,5 +645,319 @@ async fn fill_store(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
     }
     store.close().await;
     println!("filled {n} trx in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+async fn stream(a: StreamArgs) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let dir = tempfile_dir("rumgate-bench-stream")?;
+    let cfg = bench_config(&dir)?;
+    let node = Node::start(cfg).await?;
+    let group = node
+        .engine()
+        .create_group("stream", GroupKind::Public)
+        .await?;
+    let gid = group.id();
+    let base = format!("http://{}", node.api_addr());
+
+    let included = record_inclusions(&node, |_, seq| seq);
+
+    let total = (a.rate * a.secs) as usize;
+    println!(
+        "rumgate bench stream: {} SSE clients, {} posts at {}/s, {} B notes",
+        a.clients, total, a.rate, a.size
+    );
+    let mut clients = tokio::task::JoinSet::new();
+    let connected = Arc::new(AtomicUsize::new(0));
+    for _ in 0..a.clients {
+        let url = format!("{base}/api/v1/groups/{gid}/stream?after=0");
+        let connected = connected.clone();
+        clients.spawn(async move {
+            let http = reqwest::Client::new();
+            let resp = http.get(url).bearer_auth(BENCH_TOKEN).send().await?;
+            connected.fetch_add(1, Ordering::SeqCst);
+            let mut events = eventsource_stream::Eventsource::eventsource(resp.bytes_stream());
+            let mut got: Vec<(i64, Instant)> = Vec::with_capacity(total);
+            while got.len() < total {
+                match tokio::time::timeout(Duration::from_secs(30), events.next()).await {
+                    Ok(Some(Ok(ev))) if ev.event == "message" => {
+                        got.push((ev.id.parse().unwrap_or(-1), Instant::now()));
+                    }
+                    Ok(Some(Ok(ev))) => anyhow::bail!("unexpected event {}: {}", ev.event, ev.data),
+                    Ok(Some(Err(e))) => anyhow::bail!("stream error: {e}"),
+                    Ok(None) => anyhow::bail!("stream ended after {} items", got.len()),
+                    Err(_) => anyhow::bail!("stalled after {} items", got.len()),
+                }
+            }
+            Ok::<_, anyhow::Error>(got)
+        });
+    }
+    while connected.load(Ordering::SeqCst) < a.clients {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let http = reqwest::Client::new();
+    let url = format!("{base}/api/v1/groups/{gid}/posts");
+    let body = serde_json::json!({"content": "s".repeat(a.size)});
+    let phase = open_loop(&http, &url, &body, a.rate, a.secs).await;
+    println!(
+        "posting: {} acknowledged, {} errors, {:.0} trx/s",
+        phase.sent.len(),
+        phase.errors,
+        phase.sent.len() as f64 / phase.elapsed.as_secs_f64()
+    );
+    let mut lat = Vec::with_capacity(total * a.clients);
+    let mut complete = 0;
+    let mut ordered = true;
+    let inc = included.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    while let Some(r) = clients.join_next().await {
+        match r {
+            Ok(Ok(got)) => {
+                complete += 1;
+                ordered &= got.windows(2).all(|w| w[0].0 < w[1].0);
+                let distinct: std::collections::HashSet<_> = got.iter().map(|g| g.0).collect();
+                ordered &= distinct.len() == got.len();
+                for (cursor, at) in got {
+                    if let Some(i) = inc.get(&cursor) {
+                        lat.push(at.saturating_duration_since(*i));
+                    }
+                }
+            }
+            Ok(Err(e)) => eprintln!("client failed: {e}"),
+            Err(e) => eprintln!("client task failed: {e}"),
+        }
+    }
+    lat.sort();
+    println!(
+        "delivery: {complete}/{} clients received all {total} items; in order without duplicates: {ordered}",
+        a.clients
+    );
+    println!(
+        "include→client: p50 {}  p90 {}  p99 {}  max {}  ({} samples)",
+        ms(percentile(&lat, 0.50)),
+        ms(percentile(&lat, 0.90)),
+        ms(percentile(&lat, 0.99)),
+        ms(lat.last().copied().unwrap_or_default()),
+        lat.len()
+    );
+    node.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    idle_clients(a.clients).await
+}
+
+/// RSS of the real binary before and after `n` idle SSE clients connect.
+async fn idle_clients(n: usize) -> anyhow::Result<()> {
+    let dir = tempfile_dir("rumgate-bench-idle-clients")?;
+    let (mut child, base, _) = spawn_node(&dir)?;
+    let http = reqwest::Client::new();
+    let g: serde_json::Value = http
+        .post(format!("{base}/api/v1/groups"))
+        .bearer_auth(BENCH_TOKEN)
+        .json(&serde_json::json!({"name": "idle"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let gid = g["group_id"].as_str().unwrap_or_default().to_string();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = rss_kib(child.id()).context("rss")?;
+    let mut streams = Vec::new();
+    for _ in 0..n {
+        let resp = reqwest::Client::new()
+            .get(format!("{base}/api/v1/groups/{gid}/stream"))
+            .bearer_auth(BENCH_TOKEN)
+            .send()
+            .await?;
+        streams.push(resp);
+    }
+    // Wait until the node counts them all, then let allocations settle.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = http
+            .get(format!("{base}/metrics"))
+            .bearer_auth(BENCH_TOKEN)
+            .send()
+            .await?
+            .text()
+            .await?;
+        let count = m
+            .lines()
+            .find(|l| l.starts_with("rumgate_stream_clients{kind=\"sse\"}"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        if count >= n || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = rss_kib(child.id()).context("rss")?;
+    println!(
+        "idle SSE clients: RSS {before} KiB → {after} KiB with {n} clients: {:.1} KiB per client",
+        after.saturating_sub(before) as f64 / n as f64
+    );
+    drop(streams);
+    child.kill()?;
+    child.wait()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Posts `n` notes through the engine at `rate`/s with texts `{prefix}{i}`.
+async fn post_paced(
+    node: &Node,
+    gid: crate::chain::GroupId,
+    n: usize,
+    rate: u64,
+    prefix: &str,
+) -> anyhow::Result<()> {
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+    let start = Instant::now();
+    for i in 0..n {
+        tokio::time::sleep_until((start + interval * i as u32).into()).await;
+        node.engine()
+            .post(
+                &gid,
+                serde_json::json!({"content": format!("{prefix}{i:05}")}),
+                Default::default(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn gateway(a: GatewayArgs) -> anyhow::Result<()> {
+    use rumgate_webhook::fake::{Fault, Receiver};
+    let dir = tempfile_dir("rumgate-bench-gateway")?;
+    let cfg = bench_config(&dir)?;
+    let node = Node::start(cfg).await?;
+    let group = node
+        .engine()
+        .create_group("gateway-bench", GroupKind::Public)
+        .await?;
+    let gid = group.id();
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let receiver = Receiver::start(Some(secret)).await?;
+    let gws = node.gateways();
+    gws.create_account("webhook", "bench", serde_json::json!({}))
+        .await?;
+    let mut links = Vec::new();
+    for i in 0..a.links {
+        let status = gws
+            .create_link(crate::gateways::NewLink {
+                group_id: gid,
+                gateway: "bench".into(),
+                chat: receiver.url(&format!("r{i}")),
+                direction: "out".into(),
+                backfill: 0,
+                nick_format: Some(String::new()),
+                options: serde_json::json!({"format": "standard", "secret": secret, "allow_private_target": true}),
+            })
+            .await?;
+        links.push(status.id);
+    }
+    let included = record_inclusions(&node, |id, _| id.to_hex());
+    println!(
+        "rumgate bench gateway: 1 group → {} webhook links, {} posts at {}/s",
+        a.links, a.posts, a.rate
+    );
+
+    let check = |phase: &str, prefix: &str, n: usize| -> bool {
+        let expected: Vec<String> = (0..n).map(|i| format!("{prefix}{i:05}")).collect();
+        let mut ok = true;
+        for i in 0..a.links {
+            let got: Vec<String> = receiver
+                .texts(&format!("r{i}"))
+                .into_iter()
+                .filter(|t| t.starts_with(prefix))
+                .collect();
+            if got != expected {
+                ok = false;
+                eprintln!(
+                    "{phase}: receiver r{i} got {} of {n} (in order: {})",
+                    got.len(),
+                    got.iter().zip(&expected).all(|(x, y)| x == y)
+                );
+            }
+        }
+        ok
+    };
+    let wait_all = |prefix: &'static str, n: usize, limit: Duration| {
+        let receiver = receiver.clone();
+        let links = a.links;
+        async move {
+            let deadline = Instant::now() + limit;
+            loop {
+                let done = (0..links).all(|i| {
+                    receiver
+                        .texts(&format!("r{i}"))
+                        .iter()
+                        .filter(|t| t.starts_with(prefix))
+                        .count()
+                        >= n
+                });
+                if done || Instant::now() > deadline {
+                    return done;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+
+    // Phase 1: healthy receivers.
+    let start = Instant::now();
+    post_paced(&node, gid, a.posts, a.rate, "h").await?;
+    let all = wait_all("h", a.posts, Duration::from_secs(120)).await;
+    let elapsed = start.elapsed();
+    let inc = included.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut lat: Vec<Duration> = receiver
+        .deliveries()
+        .iter()
+        .filter(|d| {
+            !d.repeat
+                && d.body["data"]["object"]["content"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with('h'))
+        })
+        .filter_map(|d| {
+            let id = d.body["data"]["trx_id"].as_str()?;
+            Some(d.at.saturating_duration_since(*inc.get(id)?))
+        })
+        .collect();
+    lat.sort();
+    let exact = check("healthy", "h", a.posts);
+    let repeats = receiver.deliveries().iter().filter(|d| d.repeat).count();
+    println!(
+        "healthy: {} deliveries in {:.1} s; all delivered: {all}; exactly once and in order on every link: {exact}; repeats: {repeats}",
+        lat.len(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "healthy: included→delivered p50 {}  p90 {}  p99 {}  max {}",
+        ms(percentile(&lat, 0.50)),
+        ms(percentile(&lat, 0.90)),
+        ms(percentile(&lat, 0.99)),
+        ms(lat.last().copied().unwrap_or_default())
+    );
+
+    // Phase 2: receiver r0 answers 500 for a while, then recovers.
+    if a.outage_secs > 0 {
+        let outage = Duration::from_secs(a.outage_secs);
+        receiver.fail_path_for("r0", outage, Fault::Status(500));
+        let t0 = Instant::now();
+        post_paced(&node, gid, a.posts, a.rate, "o").await?;
+        let all = wait_all("o", a.posts, outage + Duration::from_secs(300)).await;
+        let exact = check("outage", "o", a.posts);
+        let refused = receiver.refused().len();
+        let after = t0.elapsed().saturating_sub(outage);
+        println!(
+            "outage: r0 answered 500 for {} s ({refused} refused attempts); all delivered: {all}; exactly once and in order on every link: {exact}; r0 caught up {:.1} s after recovery",
+            a.outage_secs,
+            after.as_secs_f64()
+        );
+    }
+    node.shutdown().await;
+    receiver.stop();
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:8002";
+pub const DEFAULT_P2P_LISTEN: &str = "/ip4/0.0.0.0/tcp/7002";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -17,7 +18,30 @@ pub struct Config {
     pub api: ApiConfig,
     pub keys: KeysConfig,
     pub chain: ChainConfig,
+    pub p2p: P2pConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2pConfig {
+    /// libp2p multiaddrs to listen on (TCP). Empty: outbound connections only.
+    pub listen: Vec<String>,
+    /// Peers to connect to at start-up and to keep reconnecting to (an address book, not
+    /// authorities). `/p2p/<peer id>` suffixes are optional.
+    pub bootstrap: Vec<String>,
+    /// Addresses to put in seeds instead of the listen addresses (NAT, containers).
+    pub announce: Vec<String>,
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![DEFAULT_P2P_LISTEN.to_string()],
+            bootstrap: Vec::new(),
+            announce: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -30,6 +54,12 @@ pub struct ApiConfig {
     pub token_file: Option<PathBuf>,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
+    /// `/metrics` needs a token with the `read` scope (true), or is open to loopback clients
+    /// only (false) for a local Prometheus without credentials.
+    pub metrics_auth: bool,
+    /// Blocks buffered per group for live stream clients; a client further behind is told to
+    /// resume from its cursor instead of being buffered for.
+    pub stream_buffer: usize,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -62,6 +92,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             keys: KeysConfig::default(),
             chain: ChainConfig::default(),
+            p2p: P2pConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -76,6 +107,8 @@ impl Default for ApiConfig {
             token: None,
             token_file: None,
             max_body_bytes: 1024 * 1024,
+            metrics_auth: true,
+            stream_buffer: crate::node::feed::FEED_BUFFER,
         }
     }
 }
@@ -120,7 +153,8 @@ impl Config {
         })
     }
 
-    /// Applies `RUMGATE_DATA_DIR`, `RUMGATE_API_LISTEN`, `RUMGATE_API_TOKEN`, `RUMGATE_LOG`.
+    /// Applies `RUMGATE_DATA_DIR`, `RUMGATE_API_LISTEN`, `RUMGATE_API_TOKEN`, `RUMGATE_LOG`,
+    /// `RUMGATE_P2P_LISTEN` and `RUMGATE_BOOTSTRAP` (both comma-separated multiaddr lists).
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
         if let Some(v) = get("RUMGATE_DATA_DIR") {
@@ -139,6 +173,12 @@ impl Config {
         }
         if let Some(v) = get("RUMGATE_LOG") {
             self.log.level = v;
+        }
+        if let Some(v) = get("RUMGATE_P2P_LISTEN") {
+            self.p2p.listen = split_list(&v);
+        }
+        if let Some(v) = get("RUMGATE_BOOTSTRAP") {
+            self.p2p.bootstrap = split_list(&v);
         }
         if problems.is_empty() {
             Ok(())
@@ -165,8 +205,24 @@ impl Config {
         if self.api.max_body_bytes < 1024 {
             problems.push("api.max_body_bytes: must be at least 1024".into());
         }
+        if self.api.stream_buffer == 0 {
+            problems.push("api.stream_buffer: must be at least 1".into());
+        }
         if self.chain.batch_window_ms > 1000 {
             problems.push("chain.batch_window_ms: must be at most 1000".into());
+        }
+        for (key, list) in [
+            ("p2p.listen", &self.p2p.listen),
+            ("p2p.bootstrap", &self.p2p.bootstrap),
+            ("p2p.announce", &self.p2p.announce),
+        ] {
+            for (i, addr) in list.iter().enumerate() {
+                if let Err(e) = addr.parse::<libp2p::Multiaddr>() {
+                    problems.push(format!(
+                        "{key}[{i}]: {addr:?} is not a multiaddr like /ip4/0.0.0.0/tcp/7002 ({e})"
+                    ));
+                }
+            }
         }
         if problems.is_empty() {
             Ok(())
@@ -187,6 +243,15 @@ impl Config {
     pub fn token_path(&self) -> PathBuf {
         self.data_dir.join("api.token")
     }
+}
+
+/// Splits a comma-separated environment value into trimmed, non-empty items.
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 #[cfg(test)]
@@ -212,9 +277,12 @@ mod tests {
         let mut cfg = Config::default();
         cfg.api.token = Some(SecretString::from("short".to_string()));
         cfg.chain.batch_window_ms = 5000;
+        cfg.p2p.bootstrap = vec!["not-a-multiaddr".into()];
         let msg = cfg.validate().unwrap_err().to_string();
         assert!(
-            msg.contains("api.token") && msg.contains("chain.batch_window_ms"),
+            msg.contains("api.token")
+                && msg.contains("chain.batch_window_ms")
+                && msg.contains("p2p.bootstrap[0]"),
             "{msg}"
         );
     }
@@ -225,9 +293,11 @@ mod tests {
         cfg.apply_env(|k| match k {
             "RUMGATE_DATA_DIR" => Some("/tmp/x".into()),
             "RUMGATE_API_LISTEN" => Some("127.0.0.1:9".into()),
+            "RUMGATE_P2P_LISTEN" => Some("/ip4/127.0.0.1/tcp/0, /ip4/127.0.0.1/tcp/1".into()),
             _ => None,
         })
         .unwrap();
+        assert_eq!(cfg.p2p.listen.len(), 2);
         assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(cfg.api.listen.port(), 9);
         assert!(cfg.apply_env(|_| Some("nonsense".into())).is_err());

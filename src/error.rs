@@ -21,6 +21,14 @@ pub enum NodeError {
     Duplicate(TrxId),
     #[error("invalid request: {0}")]
     Invalid(String),
+    #[error("{field} refers to {id}, which is not an item of this group")]
+    UnknownReference { field: &'static str, id: String },
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("{1}")]
+    NotFound(&'static str, String),
+    #[error("{0}")]
+    IdempotencyMismatch(String),
     #[error("storage: {0}")]
     Store(StoreError),
     #[error("the node is shutting down")]
@@ -32,6 +40,7 @@ impl From<StoreError> for NodeError {
         match e {
             StoreError::Duplicate(id) => NodeError::Duplicate(id),
             StoreError::Closed => NodeError::ShuttingDown,
+            StoreError::IdempotencyMismatch(m) => NodeError::IdempotencyMismatch(m),
             other => NodeError::Store(other),
         }
     }

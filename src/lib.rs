@@ -4,12 +4,17 @@
 
 pub mod api;
 pub mod bench;
+pub mod bench_mixin;
+pub mod bench_p2p;
 pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod gateways;
+pub mod metrics;
 pub mod node;
+pub mod p2p;
 pub mod store;
 pub mod util;
 

@@ -30,6 +30,8 @@ async fn main() -> anyhow::Result<()> {
             let mut cfg = args.load_config()?;
             init_tracing("warn");
             cfg.api.listen = "127.0.0.1:0".parse()?;
+            cfg.p2p.listen.clear();
+            cfg.p2p.bootstrap.clear();
             let node = Node::start(cfg).await?;
             announce(&node);
             node.shutdown().await;
@@ -56,6 +58,15 @@ async fn main() -> anyhow::Result<()> {
             limit,
             json,
         } => cli::posts_command(api, group, after, limit, json).await?,
+        Command::Tail {
+            api,
+            group,
+            after,
+            json,
+        } => cli::tail_command(api, group, after, json).await?,
+        Command::Token(cmd) => cli::token_command(cmd).await?,
+        Command::Gateway(cmd) => cli::gateway_command(cmd).await?,
+        Command::Link(cmd) => cli::link_command(cmd).await?,
         Command::Bench(cmd) => {
             init_tracing("warn");
             rumgate::bench::run(cmd).await?
@@ -67,6 +78,13 @@ async fn main() -> anyhow::Result<()> {
 fn announce(node: &Node) {
     println!("rumgate node {}", hex::encode(node.engine().public_key()));
     println!("API listening on http://{}", node.api_addr());
+    for addr in node.p2p().listen_addrs() {
+        println!("p2p listening on {addr}");
+    }
+    println!(
+        "Web page: http://{}/ (sign in with the API token; /#token=<token> also works)",
+        node.api_addr()
+    );
     match node.token_source() {
         TokenSource::Generated(p) => println!("API token created in {} (mode 0600)", p.display()),
         TokenSource::Existing(p) => println!("API token in {}", p.display()),

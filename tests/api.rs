@@ -631,3 +631,56 @@ async fn duplicate_trx_is_refused_by_the_store() {
     assert_eq!(included["height"], 1);
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn pending_trx_that_no_longer_verifies_is_rejected_with_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path()).await;
+    let router = app(&node);
+    let g = create_group(&router, "g", "public").await;
+    let gid = rumgate::chain::GroupId::from_hex(g["group_id"].as_str().unwrap()).unwrap();
+    let entry = node.engine().group(&gid).unwrap();
+    // Signed an hour ahead: it verifies only against a clock an hour ahead.
+    let later = rumgate::util::now_ms() + 3_600_000;
+    let other = rumgate::crypto::Identity::generate();
+    let trx = rumgate::chain::Trx::new_post(
+        &other,
+        gid,
+        entry.key.as_ref().unwrap(),
+        b"{}",
+        later,
+        [1; 24],
+    );
+    let v = rumgate::chain::verify::verify_trx(trx, &entry.rules, later).unwrap();
+    node.engine()
+        .store()
+        .insert_pending(&v, later)
+        .await
+        .unwrap();
+    let id = v.id().to_hex();
+    node.shutdown().await;
+
+    let node = start_node(dir.path()).await;
+    let router = app(&node);
+    let (s, v) = call(
+        &router,
+        Method::GET,
+        &format!("/api/v1/trx/{id}"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["status"], "rejected");
+    assert!(v["reason"].as_str().unwrap().contains("future"), "{v}");
+    let (_, info) = call(
+        &router,
+        Method::GET,
+        &format!("/api/v1/groups/{gid}"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(info["pending"], 0);
+    node.shutdown().await;
+}

@@ -1,6 +1,8 @@
 //! The CLI as a user runs it: the real binary, `init`, `key encrypt`, group/post/posts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -26,28 +28,6 @@ fn stderr(o: &Output) -> String {
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
-}
-
-fn spawn_run(dir: &Path, envs: &[(&str, &str)]) -> (Child, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rumgate"));
-    cmd.args(["run", "--api-listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("node exited early").unwrap();
-        if let Some(u) = line.strip_prefix("API listening on ") {
-            break u.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, base)
 }
 
 #[test]
@@ -127,7 +107,7 @@ fn encrypted_key_needs_the_right_passphrase() {
 #[test]
 fn group_post_and_posts_commands_talk_to_the_node() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, base) = spawn_run(dir.path(), &[("RUMGATE_API_TOKEN", TOKEN)]);
+    let (mut child, base) = common::spawn_run(dir.path(), &[], &[("RUMGATE_API_TOKEN", TOKEN)]);
     let env = [("RUMGATE_API", base.as_str()), ("RUMGATE_TOKEN", TOKEN)];
 
     let out = rumgate(&["group", "create", "diary"], &env);
@@ -199,4 +179,70 @@ fn cli_reports_an_unreachable_node_clearly() {
         "{}",
         stderr(&out)
     );
+}
+
+fn spawn_on(dir: &Path, addr: &str) -> Child {
+    common::spawn_run(
+        dir,
+        &["--api-listen", addr],
+        &[("RUMGATE_API_TOKEN", TOKEN)],
+    )
+    .0
+}
+
+#[test]
+fn tail_follows_and_resumes_after_the_node_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    // A fixed port so the restarted node is where `tail` reconnects.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let base = format!("http://{addr}");
+    let env = [("RUMGATE_API", base.as_str()), ("RUMGATE_TOKEN", TOKEN)];
+    let mut node = spawn_on(dir.path(), &addr);
+    assert!(rumgate(&["group", "create", "feed"], &env).status.success());
+    assert!(rumgate(&["post", "feed", "before"], &env).status.success());
+
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_rumgate"))
+        .args(["tail", "feed", "--after", "0"])
+        .env("RUMGATE_API", &base)
+        .env("RUMGATE_TOKEN", TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let out = tail.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |what: &str| {
+        rx.recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("tail printed nothing for {what}"))
+    };
+    assert!(next("first").ends_with(": before"));
+    assert!(rumgate(&["post", "feed", "live"], &env).status.success());
+    assert!(next("live").ends_with(": live"));
+
+    node.kill().unwrap();
+    node.wait().unwrap();
+    let mut node = spawn_on(dir.path(), &addr);
+    assert!(rumgate(&["post", "feed", "after restart"], &env)
+        .status
+        .success());
+    assert!(rumgate(&["post", "feed", "and more"], &env)
+        .status
+        .success());
+    // Exactly the new items, no repeats of "before"/"live".
+    assert!(next("after restart").ends_with(": after restart"));
+    assert!(next("and more").ends_with(": and more"));
+    tail.kill().unwrap();
+    tail.wait().unwrap();
+    node.kill().unwrap();
+    node.wait().unwrap();
 }

@@ -5,9 +5,8 @@ mod common;
 
 use common::{eventually, TOKEN};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 struct Proc {
@@ -15,33 +14,9 @@ struct Proc {
     base: String,
 }
 
-/// Starts `rumgate run` on port 0 and reads the bound address from its stdout.
+/// Starts `rumgate run` on port 0.
 fn spawn(dir: &Path, extra: &[&str]) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rumgate"))
-        .arg("run")
-        .args(extra)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--api-listen", "127.0.0.1:0"])
-        .env("RUMGATE_API_TOKEN", TOKEN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn rumgate");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("rumgate exited before listening")
-            .unwrap();
-        if let Some(url) = line.strip_prefix("API listening on ") {
-            break url.trim().to_string();
-        }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let (child, base) = common::spawn_run(dir, extra, &[("RUMGATE_API_TOKEN", TOKEN)]);
     Proc { child, base }
 }
 

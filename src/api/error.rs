@@ -31,6 +31,20 @@ impl ApiError {
     }
 }
 
+/// The error body every 4xx/5xx carries.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable, snake_case.
+    pub code: String,
+    /// What is wrong, for humans.
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
@@ -55,8 +69,21 @@ impl From<NodeError> for ApiError {
             NodeError::NoGroupKey(_) => Self::new(StatusCode::FORBIDDEN, "no_group_key", msg),
             NodeError::Duplicate(_) => Self::new(StatusCode::CONFLICT, "duplicate", msg),
             NodeError::Invalid(_) => Self::bad_request("invalid_request", msg),
+            NodeError::UnknownReference { .. } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_reference", msg)
+            }
+            NodeError::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", msg),
+            NodeError::NotFound(code, _) => Self::not_found(code, msg),
+            NodeError::IdempotencyMismatch(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                msg,
+            ),
             NodeError::ShuttingDown => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", msg)
+            }
+            NodeError::Store(crate::store::StoreError::Conflict(m)) => {
+                Self::new(StatusCode::CONFLICT, "conflict", m)
             }
             NodeError::Store(inner) => {
                 tracing::error!(error = %inner, "storage error while serving a request");

@@ -1,27 +1,46 @@
-//! The REST API (axum): routes, auth, JSON errors. `router(state)` is testable with `oneshot`.
+//! The REST API (axum): routes, auth, JSON errors, streams, OpenAPI, metrics.
+//! `router(state)` is testable with `oneshot`; every route is declared once, through its
+//! `#[utoipa::path]` annotation, so the router and the OpenAPI document cannot drift apart.
 
 mod auth;
 pub mod dto;
 pub mod error;
+mod gateways;
 mod groups;
 mod posts;
+pub mod stream;
+mod tokens;
+
+pub use auth::Scope;
 
 use crate::node::Engine;
-use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
+use dto::Health;
 use error::{ApiError, Json};
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 #[derive(Clone)]
 pub struct ApiState {
     pub(crate) engine: Arc<Engine>,
-    pub(crate) token: Arc<SecretString>,
+    pub(crate) tokens: Arc<auth::Tokens>,
     pub(crate) api_addr: SocketAddr,
     pub(crate) max_body_bytes: usize,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) metrics_auth: bool,
+    pub(crate) gateways: Option<Arc<crate::gateways::Gateways>>,
+    openapi: Arc<str>,
 }
 
 impl ApiState {
@@ -33,40 +52,118 @@ impl ApiState {
     ) -> Self {
         Self {
             engine,
-            token: Arc::new(token),
+            tokens: Arc::new(auth::Tokens::new(token)),
             api_addr,
             max_body_bytes,
+            cancel: CancellationToken::new(),
+            metrics_auth: true,
+            gateways: None,
+            openapi: Arc::from(""),
         }
+    }
+
+    /// Streams end when this token is cancelled (node shutdown).
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    pub fn with_gateways(mut self, gateways: Arc<crate::gateways::Gateways>) -> Self {
+        self.gateways = Some(gateways);
+        self
+    }
+
+    pub fn with_metrics_auth(mut self, required: bool) -> Self {
+        self.metrics_auth = required;
+        self
+    }
+
+    /// Loads the created (scoped) tokens from the store.
+    pub async fn load_tokens(self) -> Result<Self, crate::store::StoreError> {
+        self.tokens.load(self.engine.store()).await?;
+        Ok(self)
     }
 }
 
-pub fn router(state: ApiState) -> Router {
-    let api = Router::new()
-        .route("/api/v1/node", get(groups::node_info))
-        .route("/api/v1/groups", get(groups::list).post(groups::create))
-        .route("/api/v1/groups/join", post(groups::join))
-        .route(
-            "/api/v1/groups/{group_id}",
-            get(groups::info).delete(groups::leave),
-        )
-        .route("/api/v1/groups/{group_id}/seed", get(groups::seed))
-        .route(
-            "/api/v1/groups/{group_id}/posts",
-            get(posts::list).post(posts::create),
-        )
-        .route("/api/v1/groups/{group_id}/blocks", get(posts::blocks))
-        .route(
-            "/api/v1/groups/{group_id}/blocks/{height}",
-            get(posts::block),
-        )
-        .route("/api/v1/trx/{trx_id}", get(posts::trx))
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "rumgate",
+        description = "Personal gateway and full node of a RUM-style group network. \
+            Errors are `{\"error\": {\"code\", \"message\"}}`; see docs/API.md."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(error::ErrorBody)),
+    tags(
+        (name = "node"), (name = "groups"), (name = "posts"), (name = "stream"),
+        (name = "chain"), (name = "tokens"), (name = "gateways"), (name = "ops"), (name = "web")
+    )
+)]
+struct ApiDoc;
+
+/// Every route, documented: the public ones and those behind the token check.
+fn routes(state: &ApiState) -> OpenApiRouter<ApiState> {
+    let public = OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+        .routes(routes!(web_page))
+        .routes(routes!(web_script))
+        .routes(routes!(gateways::hook));
+    let authed = OpenApiRouter::new()
+        .routes(routes!(groups::node_info))
+        .routes(routes!(groups::peers))
+        .routes(routes!(groups::list, groups::create))
+        .routes(routes!(groups::join))
+        .routes(routes!(groups::info, groups::leave))
+        .routes(routes!(groups::seed))
+        .routes(routes!(posts::list, posts::create))
+        .routes(routes!(stream::sse))
+        .routes(routes!(stream::ws))
+        .routes(routes!(posts::blocks))
+        .routes(routes!(posts::block))
+        .routes(routes!(posts::trx))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(gateways::list_gateways, gateways::create_gateway))
+        .routes(routes!(gateways::delete_gateway))
+        .routes(routes!(gateways::list_links, gateways::create_link))
+        .routes(routes!(gateways::link, gateways::delete_link))
+        .routes(routes!(gateways::retry_link))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
         ));
-    Router::new()
-        .route("/health", get(health))
-        .merge(api)
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(public)
+        .merge(authed)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            record_latency,
+        ))
+}
+
+/// The OpenAPI document of this API.
+pub fn openapi(state: &ApiState) -> utoipa::openapi::OpenApi {
+    routes(state).split_for_parts().1
+}
+
+pub fn router(mut state: ApiState) -> Router {
+    let (router, doc) = routes(&state).split_for_parts();
+    state.openapi = doc.to_json().unwrap_or_default().into();
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
@@ -74,8 +171,117 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
+async fn record_latency(State(st): State<ApiState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_default();
+    let resp = next.run(req).await;
+    st.engine
+        .metrics()
+        .api_latency
+        .get_or_create(&crate::metrics::RouteLabels {
+            method,
+            route,
+            status: resp.status().as_u16(),
+        })
+        .observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// Liveness: `{"status":"ok"}`, no token.
+#[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Prometheus metrics (OpenMetrics text). Needs a `read` token unless `api.metrics_auth = false`,
+/// in which case only loopback clients are served.
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String),
+              (status = 401, body = error::ErrorBody), (status = 403, body = error::ErrorBody)))]
+async fn metrics(State(st): State<ApiState>, req: Request) -> Response {
+    if st.metrics_auth {
+        if !auth::can_read(&st, req.headers()) {
+            return auth::unauthorized("/metrics needs a token with the `read` scope");
+        }
+    } else {
+        let loopback = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_some_and(|c| c.0.ip().is_loopback());
+        if !loopback {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "/metrics without a token is served to loopback clients only",
+            )
+            .into_response();
+        }
+    }
+    // Link gauges (outbox depth, health) are computed from the store on demand.
+    if let Some(gw) = &st.gateways {
+        if let Err(e) = gw.list_links().await {
+            tracing::warn!(error = %e, "cannot refresh link metrics");
+        }
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        st.engine.metrics().render(),
+    )
+        .into_response()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "ops",
+    responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
+async fn openapi_json(State(st): State<ApiState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        st.openapi.to_string(),
+    )
+        .into_response()
+}
+
+const PAGE_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'unsafe-inline'; \
+    script-src 'self'; connect-src 'self'; frame-ancestors 'none'";
+
+/// The built-in web page: groups, timeline, post box, gateway status (static; the token stays
+/// in the browser).
+#[utoipa::path(get, path = "/", tag = "web",
+    responses((status = 200, description = "HTML page", content_type = "text/html", body = String)))]
+async fn web_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        include_str!("web/index.html"),
+    )
+        .into_response()
+}
+
+/// The web page's script.
+#[utoipa::path(get, path = "/app.js", tag = "web",
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
+async fn web_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        include_str!("web/app.js"),
+    )
+        .into_response()
 }
 
 async fn not_found() -> ApiError {

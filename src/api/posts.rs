@@ -1,44 +1,160 @@
-//! Posting and reading: posts, trx status, blocks.
+//! Posting and reading: posts (idempotent, optionally waiting for inclusion), trx, blocks.
 
 use super::dto::*;
-use super::error::{ApiError, ApiResult, Json, Path, Query};
+use super::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use super::ApiState;
-use crate::chain::object::PostPayload;
-use crate::chain::TrxKind;
-use crate::store::{IncludedTrx, TrxStatus};
+use crate::chain::object::{is_content_type, RefKind};
+use crate::chain::{TrxId, TrxKind};
+use crate::node::feed::{open_post, ItemView};
+use crate::node::PostOptions;
+use crate::store::{IdempotencyKey, IncludedTrx, TrxStatus};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::time::Duration;
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 500;
+const DEFAULT_WAIT_MS: u64 = 10_000;
+const MAX_WAIT_MS: u64 = 60_000;
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PostParams {
+    /// Answer only once the trx is included (201), or after `timeout_ms` (202, still pending).
+    #[serde(default)]
+    wait: bool,
+    /// How long `wait=true` waits, in ms (default 10000, at most 60000).
+    timeout_ms: Option<u64>,
+}
+
+fn idempotency_key(
+    headers: &HeaderMap,
+    body: &serde_json::Value,
+) -> ApiResult<Option<IdempotencyKey>> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = v
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.chars().all(|c| c.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1-255 visible ASCII characters",
+            )
+        })?;
+    Ok(Some(IdempotencyKey {
+        key: key.to_string(),
+        request_hash: Sha256::digest(serde_json::to_vec(body).unwrap_or_default()).into(),
+    }))
+}
+
+/// Posts an ActivityStreams object (or `{"content": "text"}`) signed by this node.
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups/{group_id}/posts",
+    tag = "posts",
+    params(("group_id" = String, Path, description = "group id (hex)"), PostParams,
+           ("Idempotency-Key" = Option<String>, Header,
+            description = "same key within 24 h → same trx_id, nothing new stored")),
+    request_body(content = Object, description = "Note, Image, Like, Update, Delete, or {\"content\": \"text\"}"),
+    responses(
+        (status = 202, description = "durably stored, pending inclusion", body = Accepted),
+        (status = 201, description = "included (with `wait=true`)", body = Accepted),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(
     State(st): State<ApiState>,
     Path(id): Path<String>,
+    Query(p): Query<PostParams>,
+    headers: HeaderMap,
     Json(object): Json<serde_json::Value>,
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
     let gid = parse_group_id(&id)?;
-    let trx_id = st.engine.post(&gid, object).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            trx_id: trx_id.to_hex(),
-            status: "pending".into(),
-        }),
-    ))
+    let idempotency = idempotency_key(&headers, &object)?;
+    let posted = st
+        .engine
+        .post(
+            &gid,
+            object,
+            PostOptions {
+                idempotency,
+                ..PostOptions::default()
+            },
+        )
+        .await?;
+    let trx_id = posted.trx_id;
+    let inclusion = if p.wait {
+        let ms = p.timeout_ms.unwrap_or(DEFAULT_WAIT_MS).min(MAX_WAIT_MS);
+        st.engine
+            .wait_included(trx_id, Duration::from_millis(ms))
+            .await
+    } else if posted.replayed {
+        match st.engine.store().trx_status(trx_id).await? {
+            Some(TrxStatus::Included(r)) => Some(crate::node::Inclusion {
+                height: r.height,
+                cursor: r.seq,
+            }),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let (status, body) = match inclusion {
+        Some(inc) => (
+            if p.wait {
+                StatusCode::CREATED
+            } else {
+                StatusCode::ACCEPTED
+            },
+            Accepted {
+                trx_id: trx_id.to_hex(),
+                status: "included".into(),
+                height: Some(inc.height),
+                cursor: Some(inc.cursor.to_string()),
+                replayed: posted.replayed,
+            },
+        ),
+        None => (
+            StatusCode::ACCEPTED,
+            Accepted {
+                trx_id: trx_id.to_hex(),
+                status: "pending".into(),
+                height: None,
+                cursor: None,
+                replayed: posted.replayed,
+            },
+        ),
+    };
+    Ok((status, Json(body)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
+    /// Items after this cursor (exclusive).
     after: Option<String>,
     /// Alias of `after`.
     cursor: Option<String>,
+    /// 1–500, default 50.
     limit: Option<usize>,
+    /// Include each item's earlier versions.
+    #[serde(default)]
+    history: bool,
+    /// Every activity (Like, Update, Delete too) instead of the timeline of Notes and Images.
+    #[serde(default)]
+    activities: bool,
 }
 
-fn parse_cursor(s: Option<&str>) -> ApiResult<i64> {
+pub fn parse_cursor(s: Option<&str>) -> ApiResult<i64> {
     match s {
         None | Some("") => Ok(0),
         Some(c) => c.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
@@ -60,6 +176,15 @@ fn parse_limit(limit: Option<usize>) -> ApiResult<usize> {
     }
 }
 
+/// Items in chain order with their current state (edits applied, deletes as tombstones).
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group_id}/posts",
+    tag = "posts",
+    params(("group_id" = String, Path, description = "group id (hex)"), ListParams),
+    responses((status = 200, body = PostList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(st): State<ApiState>,
     Path(id): Path<String>,
@@ -67,37 +192,128 @@ pub async fn list(
 ) -> ApiResult<Json<PostList>> {
     let gid = parse_group_id(&id)?;
     let entry = st.engine.group(&gid)?;
-    let after = parse_cursor(p.after.as_deref().or(p.cursor.as_deref()))?;
+    let mut after = parse_cursor(p.after.as_deref().or(p.cursor.as_deref()))?;
     let limit = parse_limit(p.limit)?;
-    let rows = st.engine.store().list_trx(gid, after, limit).await?;
-    let next_cursor = rows.last().map_or(after, |r| r.seq).to_string();
-    let items = rows
-        .into_iter()
-        .filter(|r| r.trx.body.kind == TrxKind::Post)
-        .map(|r| post_item(r, entry.key.as_ref()))
+    let store = st.engine.store();
+    let mut picked: Vec<(IncludedTrx, ItemView)> = Vec::new();
+    // Scan forward until `limit` items qualify or the chain ends.
+    loop {
+        let rows = store.list_trx(gid, after, MAX_LIMIT).await?;
+        let exhausted = rows.len() < MAX_LIMIT;
+        for r in rows {
+            after = r.seq;
+            if r.trx.body.kind != TrxKind::Post {
+                continue;
+            }
+            let payload = open_post(&r.trx, entry.key.as_ref());
+            let content = payload.as_ref().is_some_and(|p| is_content_type(&p.object));
+            if p.activities || content || payload.is_none() {
+                let view = ItemView::new(r.seq, r.height, &r.trx, payload);
+                picked.push((r, view));
+                if picked.len() == limit {
+                    break;
+                }
+            }
+        }
+        if exhausted || picked.len() == limit {
+            break;
+        }
+    }
+    let next_cursor = after.to_string();
+    let ids: Vec<TrxId> = picked
+        .iter()
+        .filter(|(_, v)| v.object.as_ref().is_some_and(is_content_type))
+        .map(|(r, _)| r.trx.trx_id())
         .collect();
+    let refs = store.refs_to(ids).await?;
+    let mut by_target: HashMap<TrxId, Vec<&crate::store::RefRow>> = HashMap::new();
+    for r in &refs {
+        by_target.entry(r.target).or_default().push(r);
+    }
+    let mut items = Vec::with_capacity(picked.len());
+    for (row, mut view) in picked {
+        let sender = row.trx.body.sender;
+        let related = by_target.remove(&row.trx.trx_id()).unwrap_or_default();
+        let mut state = PostState::default();
+        let mut versions = Vec::new();
+        if p.history {
+            versions.push(Version {
+                trx_id: view.trx_id.clone(),
+                timestamp: view.timestamp,
+                object: view.object.clone(),
+            });
+        }
+        for r in &related {
+            match r.kind {
+                RefKind::Like => state.likes += 1,
+                RefKind::Reply => state.replies += 1,
+                RefKind::Delete if r.sender == sender || r.sender == entry.rules.owner => {
+                    state.deleted = true
+                }
+                RefKind::Update if r.sender == sender => {
+                    if let Some(TrxStatus::Included(u)) = store.trx_status(r.trx_id).await? {
+                        let updated = open_post(&u.trx, entry.key.as_ref())
+                            .and_then(|p| p.object.get("object").cloned());
+                        if let Some(mut obj) = updated {
+                            if let Some(o) = obj.as_object_mut() {
+                                o.remove("id");
+                                if let Some(reply) =
+                                    view.object.as_ref().and_then(|orig| orig.get("inReplyTo"))
+                                {
+                                    o.insert("inReplyTo".into(), reply.clone());
+                                }
+                            }
+                            state.edits += 1;
+                            state.updated_at = Some(u.trx.body.timestamp);
+                            if p.history {
+                                versions.push(Version {
+                                    trx_id: u.trx.trx_id().to_hex(),
+                                    timestamp: u.trx.body.timestamp,
+                                    object: Some(obj.clone()),
+                                });
+                            }
+                            view.object = Some(obj);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if state.deleted {
+            view.object = None;
+            versions.clear();
+        }
+        items.push(PostView {
+            item: view,
+            deleted: state.deleted,
+            updated_at: state.updated_at,
+            edits: state.edits,
+            likes: state.likes,
+            replies: state.replies,
+            history: p.history.then_some(versions),
+        });
+    }
     Ok(Json(PostList { items, next_cursor }))
 }
 
-fn post_item(r: IncludedTrx, key: Option<&crate::crypto::GroupKey>) -> PostItem {
-    let payload: Option<PostPayload> = key
-        .and_then(|k| r.trx.open_payload(k).ok())
-        .and_then(|p| serde_json::from_slice(&p).ok());
-    let (object, origin) = match payload {
-        Some(p) => (Some(p.object), p.origin),
-        None => (None, None),
-    };
-    PostItem {
-        cursor: r.seq.to_string(),
-        trx_id: r.trx.trx_id().to_hex(),
-        height: r.height,
-        sender: hex::encode(r.trx.body.sender),
-        timestamp: r.trx.body.timestamp,
-        object,
-        origin,
-    }
+#[derive(Default)]
+struct PostState {
+    deleted: bool,
+    updated_at: Option<u64>,
+    edits: usize,
+    likes: usize,
+    replies: usize,
 }
 
+/// Where a trx stands: pending, included (height, cursor) or rejected (reason).
+#[utoipa::path(
+    get,
+    path = "/api/v1/trx/{trx_id}",
+    tag = "posts",
+    params(("trx_id" = String, Path, description = "trx id (hex)")),
+    responses((status = 200, body = TrxInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn trx(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResult<Json<TrxInfo>> {
     let trx_id = parse_trx_id(&id)?;
     let status = st
@@ -139,13 +355,24 @@ pub async fn trx(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResul
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct BlockParams {
+    /// First height (default 1).
     from: Option<u64>,
+    /// 1–200, default 50.
     limit: Option<usize>,
 }
 
+/// Block headers with their trx ids, from `from` upwards.
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group_id}/blocks",
+    tag = "chain",
+    params(("group_id" = String, Path, description = "group id (hex)"), BlockParams),
+    responses((status = 200, body = BlockList), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn blocks(
     State(st): State<ApiState>,
     Path(id): Path<String>,
@@ -164,6 +391,16 @@ pub async fn blocks(
     }))
 }
 
+/// One block.
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group_id}/blocks/{height}",
+    tag = "chain",
+    params(("group_id" = String, Path, description = "group id (hex)"),
+           ("height" = u64, Path, description = "block height (1 = first block)")),
+    responses((status = 200, body = BlockInfo), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn block(
     State(st): State<ApiState>,
     Path((id, height)): Path<(String, u64)>,

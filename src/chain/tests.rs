@@ -206,6 +206,81 @@ fn rejects_block_with_tampered_trx_inside() {
     );
 }
 
+fn chain_of(
+    owner: &Identity,
+    rules: &GroupRules,
+    key: &GroupKey,
+    n: usize,
+    per: usize,
+) -> Vec<Block> {
+    let mut head = first_head(rules);
+    let mut out = Vec::new();
+    for i in 0..n {
+        let trxs = (0..per)
+            .map(|j| post(owner, rules, key, &format!("{i}/{j}")))
+            .collect();
+        let b = block_of(owner, rules, &head, trxs);
+        head = Head {
+            height: b.body.height,
+            hash: b.hash(),
+            timestamp: b.body.timestamp,
+        };
+        out.push(b);
+    }
+    out
+}
+
+#[test]
+fn verify_blocks_accepts_a_linked_batch() {
+    let owner = Identity::generate();
+    let (_, rules, key) = group(&owner, GroupKind::Public);
+    // Enough trx to take the parallel path.
+    let blocks = chain_of(&owner, &rules, &key, 5, 60);
+    let (ok, err) = verify::verify_blocks(blocks.clone(), &rules, &first_head(&rules), NOW);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(ok.len(), 5);
+    assert_eq!(ok[4].hash(), blocks[4].hash());
+}
+
+#[test]
+fn verify_blocks_stops_at_the_first_bad_block() {
+    let owner = Identity::generate();
+    let (_, rules, key) = group(&owner, GroupKind::Public);
+    let mut blocks = chain_of(&owner, &rules, &key, 4, 40);
+    // Block 3 carries a tampered trx, re-signed by the producer: only the trx check sees it.
+    blocks[2].body.trxs[7].body.payload[0] ^= 1;
+    blocks[2] = Block::sign(blocks[2].body.clone(), &owner);
+    let (ok, err) = verify::verify_blocks(blocks.clone(), &rules, &first_head(&rules), NOW);
+    assert_eq!(ok.len(), 2);
+    assert_eq!(err, Some((3, ChainError::BadSignature("trx"))));
+    // A wrong link is caught in the header pass.
+    let mut blocks = chain_of(&owner, &rules, &key, 3, 1);
+    blocks.swap(1, 2);
+    let (ok, err) = verify::verify_blocks(blocks, &rules, &first_head(&rules), NOW);
+    assert_eq!(ok.len(), 1);
+    assert!(
+        matches!(err, Some((3, ChainError::WrongHeight { .. }))),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn detached_check_sees_signature_and_producer_but_not_linkage() {
+    let owner = Identity::generate();
+    let (_, rules, key) = group(&owner, GroupKind::Public);
+    let blocks = chain_of(&owner, &rules, &key, 3, 1);
+    assert!(verify::check_block_detached(&blocks[2], &rules).is_ok());
+    let mut bad = blocks[2].clone();
+    bad.signature.0[0] ^= 1;
+    assert_eq!(
+        verify::check_block_detached(&bad, &rules),
+        Err(ChainError::BadSignature("block"))
+    );
+    let stranger = Identity::generate();
+    let foreign = Block::sign(blocks[2].body.clone(), &stranger);
+    assert!(verify::check_block_detached(&foreign, &rules).is_err());
+}
+
 #[test]
 fn rejects_block_with_duplicate_trx_or_no_trx() {
     let owner = Identity::generate();

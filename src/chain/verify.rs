@@ -149,6 +149,24 @@ pub fn verify_trx(trx: Trx, rules: &GroupRules, now_ms: u64) -> Result<Verified<
     })
 }
 
+/// The protocol version and group every trx and block must carry.
+fn check_version_and_group(
+    version: u16,
+    group_id: GroupId,
+    rules: &GroupRules,
+) -> Result<(), ChainError> {
+    if version != PROTOCOL_VERSION {
+        return Err(ChainError::UnsupportedVersion(version));
+    }
+    if group_id != rules.group_id {
+        return Err(ChainError::WrongGroup {
+            expected: rules.group_id,
+            got: group_id,
+        });
+    }
+    Ok(())
+}
+
 fn check_trx(
     trx: &Trx,
     encoded_len: usize,
@@ -156,15 +174,7 @@ fn check_trx(
     now_ms: u64,
 ) -> Result<TrxId, ChainError> {
     let b = &trx.body;
-    if b.version != PROTOCOL_VERSION {
-        return Err(ChainError::UnsupportedVersion(b.version));
-    }
-    if b.group_id != rules.group_id {
-        return Err(ChainError::WrongGroup {
-            expected: rules.group_id,
-            got: b.group_id,
-        });
-    }
+    check_version_and_group(b.version, b.group_id, rules)?;
     if encoded_len > MAX_TRX_BYTES {
         return Err(ChainError::TooLarge {
             what: "trx",
@@ -233,15 +243,7 @@ fn check_block_header(
     now_ms: u64,
 ) -> Result<(), ChainError> {
     let b = &block.body;
-    if b.version != PROTOCOL_VERSION {
-        return Err(ChainError::UnsupportedVersion(b.version));
-    }
-    if b.group_id != rules.group_id {
-        return Err(ChainError::WrongGroup {
-            expected: rules.group_id,
-            got: b.group_id,
-        });
-    }
+    check_version_and_group(b.version, b.group_id, rules)?;
     if encoded_len > MAX_BLOCK_BYTES {
         return Err(ChainError::TooLarge {
             what: "block",
@@ -315,4 +317,146 @@ pub fn produce_block(
         value: block,
         encoded_len,
     })
+}
+
+/// Trx per worker thread below which a batch is verified on the calling thread.
+const PARALLEL_MIN_TRX: usize = 64;
+
+/// Verifies consecutive blocks (a sync batch) against `head`, each extending the previous one.
+/// Returns the verified prefix and, if a block failed, its height and the reason. The trx
+/// signatures — nearly all of the work — are checked on all cores.
+pub fn verify_blocks(
+    blocks: Vec<Block>,
+    rules: &GroupRules,
+    head: &Head,
+    now_ms: u64,
+) -> (Vec<Verified<Block>>, Option<(u64, ChainError)>) {
+    // Pass 1 (sequential, cheap): headers, linkage and block signatures.
+    let mut cur = *head;
+    let mut headers = Vec::with_capacity(blocks.len());
+    let mut failure = None;
+    for block in blocks {
+        let encoded_len = encode(&block).len();
+        if let Err(e) = check_block_header(&block, encoded_len, rules, &cur, now_ms) {
+            failure = Some((block.body.height, e));
+            break;
+        }
+        let hash = block.hash();
+        if !verify_strict(&block.body.producer, &hash.0, &block.signature) {
+            failure = Some((block.body.height, ChainError::BadSignature("block")));
+            break;
+        }
+        cur = Head {
+            height: block.body.height,
+            hash,
+            timestamp: block.body.timestamp,
+        };
+        headers.push((block, hash, encoded_len));
+    }
+    // Pass 2 (parallel): every trx of the blocks whose header passed.
+    let flat: Vec<(usize, &Trx, u64)> = headers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (b, _, _))| b.body.trxs.iter().map(move |t| (i, t, b.body.timestamp)))
+        .collect();
+    let check = |(i, trx, block_ts): &(usize, &Trx, u64)| -> Result<TrxId, (usize, ChainError)> {
+        let id = check_trx(trx, encode(*trx).len(), rules, now_ms).map_err(|e| (*i, e))?;
+        if trx.body.timestamp > block_ts.saturating_add(MAX_FUTURE_SKEW_MS) {
+            return Err((
+                *i,
+                ChainError::Timestamp {
+                    timestamp: trx.body.timestamp,
+                    reason: "trx is later than its block",
+                },
+            ));
+        }
+        Ok(id)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let results: Vec<Result<TrxId, (usize, ChainError)>> =
+        if threads < 2 || flat.len() < PARALLEL_MIN_TRX * 2 {
+            flat.iter().map(check).collect()
+        } else {
+            let chunk = flat.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = flat
+                    .chunks(chunk)
+                    .map(|part| s.spawn(move || part.iter().map(check).collect::<Vec<_>>()))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            vec![Err((
+                                0,
+                                ChainError::BadSignature("trx (verifier panicked)"),
+                            ))]
+                        })
+                    })
+                    .collect()
+            })
+        };
+    // The first failing block (by position) truncates the batch; duplicates within a block too.
+    let mut bad: Option<(usize, ChainError)> = None;
+    let mut ids: Vec<Vec<TrxId>> = vec![Vec::new(); headers.len()];
+    for (r, (i, _, _)) in results.into_iter().zip(&flat) {
+        match r {
+            Ok(id) => ids[*i].push(id),
+            Err((j, e)) => {
+                if bad.as_ref().is_none_or(|(k, _)| j < *k) {
+                    bad = Some((j, e));
+                }
+            }
+        }
+    }
+    for (i, list) in ids.iter().enumerate() {
+        if bad.as_ref().is_some_and(|(k, _)| *k <= i) {
+            break;
+        }
+        let mut seen = HashSet::with_capacity(list.len());
+        if let Some(dup) = list.iter().find(|id| !seen.insert(**id)) {
+            bad = Some((i, ChainError::DuplicateTrx(*dup)));
+            break;
+        }
+    }
+    let keep = bad.as_ref().map_or(headers.len(), |(k, _)| *k);
+    if let Some((k, e)) = bad {
+        failure = Some((headers[k].0.body.height, e));
+    }
+    let verified = headers
+        .into_iter()
+        .take(keep)
+        .map(|(value, hash, encoded_len)| Verified {
+            value,
+            id: hash.0,
+            encoded_len,
+        })
+        .collect();
+    (verified, failure)
+}
+
+/// Checks what can be checked of a block without the head it extends: version, group, size,
+/// producer, non-empty and its signature. Used to forward blocks that arrive ahead of a gap;
+/// they are fully verified with [`verify_blocks`] once the gap is filled.
+pub fn check_block_detached(block: &Block, rules: &GroupRules) -> Result<(), ChainError> {
+    let b = &block.body;
+    check_version_and_group(b.version, b.group_id, rules)?;
+    let encoded_len = encode(block).len();
+    if encoded_len > MAX_BLOCK_BYTES {
+        return Err(ChainError::TooLarge {
+            what: "block",
+            size: encoded_len,
+            max: MAX_BLOCK_BYTES,
+        });
+    }
+    if !rules.is_producer(&b.producer) {
+        return Err(ChainError::NotProducer(hex::encode(b.producer)));
+    }
+    if b.trxs.is_empty() {
+        return Err(ChainError::EmptyBlock);
+    }
+    if !verify_strict(&b.producer, &block.hash().0, &block.signature) {
+        return Err(ChainError::BadSignature("block"));
+    }
+    Ok(())
 }

@@ -1,18 +1,28 @@
 //! The engine: group lifecycle and posting on top of the chain rules and the store.
 
+use super::feed::{open_post, Batch, FeedItem, Hub, ItemView};
 use super::groups::{GroupEntry, Groups, Role};
-use crate::chain::object;
+use crate::chain::object::{self, RefKind};
 use crate::chain::seed::{Seed, VerifiedSeed};
 use crate::chain::verify::{verify_genesis, verify_trx};
 use crate::chain::{
-    Consensus, Genesis, GenesisBody, GroupId, GroupKind, Trx, TrxId, PROTOCOL_VERSION,
+    Block, Consensus, Genesis, GenesisBody, GroupId, GroupKind, Head, Trx, TrxId, Verified,
+    PROTOCOL_VERSION,
 };
 use crate::crypto::{random_bytes, GroupKey, Identity};
 use crate::error::NodeError;
+use crate::metrics::Metrics;
 use crate::store::{Committed, JoinOutcome, Store};
+use crate::store::{IdempotencyKey, InboundKey, Submitted};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
 use crate::util::now_ms;
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::{broadcast, mpsc};
 
 pub const MAX_GROUP_NAME_CHARS: usize = 128;
@@ -30,6 +40,35 @@ pub struct Engine {
     pub(crate) groups: Groups,
     produce_tx: mpsc::UnboundedSender<GroupId>,
     events: broadcast::Sender<ChainEvent>,
+    hub: Hub,
+    metrics: Arc<Metrics>,
+    waiters: Mutex<HashMap<TrxId, Vec<oneshot::Sender<Inclusion>>>>,
+    /// The network handle, set once the p2p layer has started (absent in API-only tests).
+    net: OnceLock<crate::p2p::Client>,
+}
+
+/// Where a trx was included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inclusion {
+    pub height: u64,
+    pub cursor: i64,
+}
+
+/// Options of a post beyond the object itself.
+#[derive(Debug, Default, Clone)]
+pub struct PostOptions {
+    pub idempotency: Option<IdempotencyKey>,
+    /// Where a bridged message came from (set by gateways).
+    pub origin: Option<serde_json::Value>,
+    /// The remote message this post bridges: stored once per group, ever.
+    pub inbound: Option<InboundKey>,
+}
+
+/// Result of a post: the trx id, and whether an idempotency key matched an earlier post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Posted {
+    pub trx_id: TrxId,
+    pub replayed: bool,
 }
 
 /// Outcome of a join, so the API can answer 201 or 200.
@@ -43,6 +82,8 @@ impl Engine {
         store: Store,
         identity: Identity,
         produce_tx: mpsc::UnboundedSender<GroupId>,
+        metrics: Arc<Metrics>,
+        feed_buffer: usize,
     ) -> Self {
         Self {
             store,
@@ -50,7 +91,33 @@ impl Engine {
             groups: Groups::default(),
             produce_tx,
             events: broadcast::channel(4096).0,
+            hub: Hub::with_capacity(feed_buffer),
+            metrics,
+            waiters: Mutex::new(HashMap::new()),
+            net: OnceLock::new(),
         }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// The peer-to-peer network, once started.
+    pub fn network(&self) -> Option<&crate::p2p::Client> {
+        self.net.get()
+    }
+
+    pub(crate) fn set_network(&self, client: crate::p2p::Client) {
+        let _ = self.net.set(client);
+    }
+
+    /// Whether this node produces blocks for the group (else it follows it over the network).
+    pub fn produces(&self, entry: &GroupEntry) -> bool {
+        entry.rules.is_producer(&self.identity.public())
     }
 
     pub fn public_key(&self) -> [u8; 32] {
@@ -120,9 +187,11 @@ impl Engine {
             Vec::new(),
             now_ms(),
             crate::chain::Head::genesis(gid, created_at),
+            0,
             &self.identity.public(),
         ));
         self.groups.insert(entry.clone());
+        self.announce_group(gid, &[]).await;
         tracing::info!(group = %gid, kind = kind.as_str(), "created group");
         Ok(entry)
     }
@@ -135,8 +204,23 @@ impl Engine {
                 GroupKind::Public => entry.key.as_ref().map(|k| *k.as_bytes()),
                 GroupKind::Private => None,
             },
-            bootstrap: entry.bootstrap.clone(),
+            bootstrap: self.seed_bootstrap(entry),
         }
+    }
+
+    /// This node's own addresses first, then the addresses the group came with.
+    fn seed_bootstrap(&self, entry: &GroupEntry) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .net
+            .get()
+            .map(|n| n.listen_addrs().iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        for b in &entry.bootstrap {
+            if !out.contains(b) {
+                out.push(b.clone());
+            }
+        }
+        out
     }
 
     /// Joins a group from its seed after verifying it.
@@ -166,10 +250,12 @@ impl Engine {
             record.bootstrap,
             record.joined_at,
             record.head,
+            record.last_cursor,
             &self.identity.public(),
         ));
         self.load_pending_into(&entry).await?;
         self.groups.insert(entry.clone());
+        self.announce_group(gid, &entry.bootstrap).await;
         tracing::info!(group = %gid, role = entry.role.as_str(), "joined group");
         Ok(match outcome {
             JoinOutcome::AlreadyJoined => Joined::Existing(entry),
@@ -180,6 +266,9 @@ impl Engine {
     /// Leaves a group; `purge` also deletes its blocks and trx.
     pub async fn leave(&self, id: &GroupId, purge: bool) -> Result<(), NodeError> {
         let known = self.groups.remove(id).is_some();
+        if let Some(net) = self.net.get() {
+            let _ = net.group_removed(*id).await;
+        }
         let stored = self.store.leave_group(*id, purge).await?;
         if !known && !stored {
             return Err(NodeError::UnknownGroup(id.to_hex()));
@@ -189,13 +278,21 @@ impl Engine {
     }
 
     /// Validates, signs, verifies and durably stores a POST; returns once it is acknowledged.
-    pub async fn post(&self, id: &GroupId, object: serde_json::Value) -> Result<TrxId, NodeError> {
+    pub async fn post(
+        &self,
+        id: &GroupId,
+        object: serde_json::Value,
+        opts: PostOptions,
+    ) -> Result<Posted, NodeError> {
         let entry = self.group(id)?;
         let key = entry.key.as_ref().ok_or(NodeError::NoGroupKey(*id))?;
-        let object = object::normalize(object)?;
+        let normalized = object::normalize(object)?;
+        if let Some((kind, target)) = &normalized.reference {
+            self.check_reference(&entry, *kind, target).await?;
+        }
         let payload = object::PostPayload {
-            object,
-            origin: None,
+            object: normalized.object,
+            origin: opts.origin,
         };
         let plaintext = serde_json::to_vec(&payload)
             .map_err(|e| NodeError::Invalid(format!("object does not serialise: {e}")))?;
@@ -203,10 +300,294 @@ impl Engine {
         let trx = Trx::new_post(&self.identity, *id, key, &plaintext, now, random_bytes());
         let verified = verify_trx(trx, &entry.rules, now)?;
         let trx_id = verified.id();
-        self.store.insert_pending(&verified, now).await?;
-        entry.lock().pending.push_back(verified);
-        self.schedule(&entry);
+        match self
+            .store
+            .submit_pending_from(&verified, now, opts.idempotency, opts.inbound)
+            .await?
+        {
+            Submitted::Existing(existing) => Ok(Posted {
+                trx_id: existing,
+                replayed: true,
+            }),
+            Submitted::New => {
+                self.metrics.trx_ingested.inc();
+                self.queue_local(&entry, verified).await;
+                Ok(Posted {
+                    trx_id,
+                    replayed: false,
+                })
+            }
+        }
+    }
+
+    /// Accepts a trx signed elsewhere (another identity, via the API): verifies, stores as
+    /// pending and queues it for the producer (or the network, if this node does not produce).
+    pub async fn accept_trx(&self, trx: Trx) -> Result<TrxId, NodeError> {
+        let entry = self.group(&trx.body.group_id)?;
+        let now = now_ms();
+        let verified = verify_trx(trx, &entry.rules, now)?;
+        let trx_id = verified.id();
+        self.store.submit_pending(&verified, now, None).await?;
+        self.metrics.trx_ingested.inc();
+        self.queue_local(&entry, verified).await;
         Ok(trx_id)
+    }
+
+    /// Queues a stored pending trx: for the producer, or — on a node that does not produce the
+    /// group — for the network, which re-publishes it until it is included.
+    async fn queue_local(&self, entry: &Arc<GroupEntry>, verified: Verified<Trx>) {
+        let forward = (!self.produces(entry)).then(|| verified.clone());
+        let trx_id = verified.id();
+        entry.lock().pending.push_back(verified);
+        self.schedule(entry);
+        if let (Some(trx), Some(net)) = (forward, self.net.get()) {
+            // Acknowledged once stored; the network layer re-publishes until it is included.
+            if let Err(e) = net.publish_trx(&trx).await {
+                tracing::debug!(trx = %trx_id, error = %e, "first publish failed; will retry");
+            }
+        }
+    }
+
+    /// Subscribes the network to a group's topic and dials the addresses it came with.
+    async fn announce_group(&self, gid: GroupId, bootstrap: &[String]) {
+        if let Some(net) = self.net.get() {
+            let addrs = bootstrap.iter().filter_map(|a| a.parse().ok()).collect();
+            let _ = net.group_added(gid, addrs).await;
+        }
+    }
+
+    /// A verified trx received from a peer, for a group this node produces: stored as pending
+    /// and queued for the next block, exactly like a local post.
+    pub(crate) async fn accept_remote_trx(
+        &self,
+        entry: &Arc<GroupEntry>,
+        trx: Verified<Trx>,
+    ) -> Result<(), NodeError> {
+        self.store.submit_pending(&trx, now_ms(), None).await?;
+        self.metrics.trx_ingested.inc();
+        entry.lock().pending.push_back(trx);
+        self.schedule(entry);
+        Ok(())
+    }
+
+    /// Publishes a block this node produced to the group's peers.
+    pub(crate) async fn announce_block(&self, block: &Verified<Block>) {
+        if let Some(net) = self.net.get() {
+            if let Err(e) = net.publish_block(block).await {
+                tracing::debug!(height = block.body.height, error = %e, "block not published");
+            }
+        }
+    }
+    /// References must point at an existing item of the same group; updates only from the
+    /// original sender, deletes from the original sender or the owner.
+    async fn check_reference(
+        &self,
+        entry: &GroupEntry,
+        kind: RefKind,
+        target: &str,
+    ) -> Result<(), NodeError> {
+        let field = match kind {
+            RefKind::Reply => "inReplyTo",
+            _ => "object",
+        };
+        let unknown = || NodeError::UnknownReference {
+            field,
+            id: target.to_string(),
+        };
+        let tid = TrxId::from_hex(target).ok_or_else(unknown)?;
+        let original = self
+            .store
+            .trx_in_group(entry.id(), tid)
+            .await?
+            .ok_or_else(unknown)?;
+        let is_content = open_post(&original, entry.key.as_ref())
+            .is_some_and(|p| object::is_content_type(&p.object));
+        if !is_content {
+            return Err(NodeError::Invalid(format!(
+                "{field} {target} is not a Note or Image"
+            )));
+        }
+        let me = self.identity.public();
+        match kind {
+            RefKind::Update if original.body.sender != me => Err(NodeError::Forbidden(format!(
+                "only the original sender may update {target}"
+            ))),
+            RefKind::Delete if original.body.sender != me && entry.rules.owner != me => {
+                Err(NodeError::Forbidden(format!(
+                    "only the original sender or the group owner may delete {target}"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits until `trx_id` is included, up to `timeout`.
+    pub async fn wait_included(&self, trx_id: TrxId, timeout: Duration) -> Option<Inclusion> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(trx_id)
+            .or_default()
+            .push(tx);
+        // It may have been included before we registered.
+        if let Ok(Some(crate::store::TrxStatus::Included(r))) = self.store.trx_status(trx_id).await
+        {
+            self.waiters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&trx_id);
+            return Some(Inclusion {
+                height: r.height,
+                cursor: r.seq,
+            });
+        }
+        let result = tokio::time::timeout(timeout, rx)
+            .await
+            .ok()
+            .and_then(Result::ok);
+        if result.is_none() {
+            let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(list) = w.get_mut(&trx_id) {
+                list.retain(|s| !s.is_closed());
+                if list.is_empty() {
+                    w.remove(&trx_id);
+                }
+            }
+        }
+        result
+    }
+
+    /// Stores a verified block of a joined group: indexes its references, commits, advances the
+    /// head, feeds live subscribers and wakes waiters. The one path for every stored block.
+    pub async fn store_block(
+        &self,
+        entry: &GroupEntry,
+        block: &Verified<Block>,
+    ) -> Result<Arc<Committed>, NodeError> {
+        let (payloads, refs) = Self::open_block(entry, block);
+        let committed = Arc::new(self.store.commit_block_with_refs(block, refs).await?);
+        self.apply_stored(entry, block, payloads, &committed);
+        Ok(committed)
+    }
+
+    /// Stores consecutive verified blocks from the network in one transaction (all or none),
+    /// then applies each exactly as [`Engine::store_block`] does and drops their trx from the
+    /// pending queues. Blocks of groups no longer joined are skipped.
+    pub async fn store_blocks(
+        &self,
+        blocks: &[Verified<Block>],
+    ) -> Result<Vec<Arc<Committed>>, NodeError> {
+        let mut opened = Vec::with_capacity(blocks.len());
+        let mut batch = Vec::with_capacity(blocks.len());
+        for block in blocks {
+            let Ok(entry) = self.group(&block.body.group_id) else {
+                continue;
+            };
+            let (payloads, refs) = Self::open_block(&entry, block);
+            batch.push((block, refs));
+            opened.push((entry, block, payloads));
+        }
+        let committed = self.store.commit_blocks(batch).await?;
+        let mut out = Vec::with_capacity(committed.len());
+        for ((entry, block, payloads), c) in opened.into_iter().zip(committed) {
+            let c = Arc::new(c);
+            {
+                let mut st = entry.lock();
+                if !st.pending.is_empty() {
+                    let included: HashSet<TrxId> = c.trx.iter().map(|(id, _)| *id).collect();
+                    st.pending.retain(|t| !included.contains(&t.id()));
+                }
+            }
+            self.apply_stored(&entry, block, payloads, &c);
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    /// Decrypts a block's posts (where this node has the key) and finds their references.
+    fn open_block(
+        entry: &GroupEntry,
+        block: &Verified<Block>,
+    ) -> (Vec<Option<object::PostPayload>>, crate::store::BlockRefs) {
+        let payloads: Vec<_> = block
+            .body
+            .trxs
+            .iter()
+            .map(|t| open_post(t, entry.key.as_ref()))
+            .collect();
+        let refs = block
+            .body
+            .trxs
+            .iter()
+            .zip(&payloads)
+            .filter_map(|(t, p)| {
+                let (kind, target) = object::reference_of(&p.as_ref()?.object)?;
+                Some((t.trx_id(), kind, TrxId::from_hex(&target)?))
+            })
+            .collect();
+        (payloads, refs)
+    }
+
+    /// What follows a durable commit: head, cursor, metrics, live feed, waiters, events.
+    fn apply_stored(
+        &self,
+        entry: &GroupEntry,
+        block: &Verified<Block>,
+        payloads: Vec<Option<object::PostPayload>>,
+        committed: &Arc<Committed>,
+    ) {
+        {
+            let mut st = entry.lock();
+            if block.body.height > st.head.height {
+                st.head = Head {
+                    height: block.body.height,
+                    hash: block.hash(),
+                    timestamp: block.body.timestamp,
+                };
+            }
+            if let Some((_, seq)) = committed.trx.last() {
+                st.last_cursor = st.last_cursor.max(*seq);
+            }
+        }
+        self.metrics.trx_included.inc_by(committed.trx.len() as u64);
+        if self.hub.has_subscribers(&entry.id()) {
+            let items = block
+                .body
+                .trxs
+                .iter()
+                .zip(payloads)
+                .zip(&committed.trx)
+                .filter(|((t, _), _)| t.body.kind == crate::chain::TrxKind::Post)
+                .map(|((t, p), (_, seq))| {
+                    FeedItem::from_view(&ItemView::new(*seq, block.body.height, t, p))
+                })
+                .collect();
+            self.hub.publish(Batch {
+                group_id: entry.id(),
+                prev: committed.prev_seq,
+                items,
+            });
+        }
+        self.resolve_waiters(committed);
+        self.publish(ChainEvent::Included(committed.clone()));
+    }
+
+    fn resolve_waiters(&self, c: &Committed) {
+        let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        if w.is_empty() {
+            return;
+        }
+        for (id, seq) in &c.trx {
+            if let Some(list) = w.remove(id) {
+                for tx in list {
+                    let _ = tx.send(Inclusion {
+                        height: c.height,
+                        cursor: *seq,
+                    });
+                }
+            }
+        }
     }
 
     /// Tells the producer a group has pending trx (at most one outstanding wake-up per group).
@@ -227,7 +608,12 @@ impl Engine {
             let id = trx.trx_id();
             match verify_trx(trx, &entry.rules, now) {
                 Ok(v) => ok.push(v),
-                Err(e) => tracing::warn!(trx = %id, error = %e, "dropping invalid pending trx"),
+                Err(e) => {
+                    tracing::warn!(trx = %id, error = %e, "rejecting invalid pending trx");
+                    self.store
+                        .reject_pending(id, entry.id(), e.to_string(), now)
+                        .await?;
+                }
             }
         }
         entry.lock().pending.extend(ok);

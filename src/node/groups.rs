@@ -41,6 +41,8 @@ pub struct GroupEntry {
 
 pub(crate) struct GroupState {
     pub head: Head,
+    /// Stream cursor of the group's latest included trx (0 if none).
+    pub last_cursor: i64,
     /// Trx durably stored as pending, in arrival order, waiting for a block.
     pub pending: VecDeque<Verified<Trx>>,
 }
@@ -52,6 +54,7 @@ impl GroupEntry {
         bootstrap: Vec<String>,
         joined_at: u64,
         head: Head,
+        last_cursor: i64,
         me: &[u8; 32],
     ) -> Self {
         let rules = GroupRules::from_genesis(&genesis);
@@ -71,6 +74,7 @@ impl GroupEntry {
             genesis,
             state: Mutex::new(GroupState {
                 head,
+                last_cursor,
                 pending: VecDeque::new(),
             }),
             scheduled: std::sync::atomic::AtomicBool::new(false),
@@ -83,6 +87,10 @@ impl GroupEntry {
 
     pub fn head(&self) -> Head {
         self.lock().head
+    }
+
+    pub fn last_cursor(&self) -> i64 {
+        self.lock().last_cursor
     }
 
     pub fn pending_len(&self) -> usize {

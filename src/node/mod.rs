@@ -1,10 +1,11 @@
 //! The `Node` handle: starts the store, keys, producer and API; owns every task; shuts down.
 
 mod engine;
+pub mod feed;
 mod groups;
 mod producer;
 
-pub use engine::{ChainEvent, Engine, Joined};
+pub use engine::{ChainEvent, Engine, Inclusion, Joined, PostOptions, Posted};
 pub use groups::{GroupEntry, Role};
 
 use crate::api;
@@ -35,6 +36,7 @@ pub enum TokenSource {
 
 pub struct Node {
     engine: Arc<Engine>,
+    gateways: Arc<crate::gateways::Gateways>,
     cancel: CancellationToken,
     tasks: TaskTracker,
     api_addr: SocketAddr,
@@ -70,7 +72,14 @@ impl Node {
         let store = Store::open(&config.db_path())
             .with_context(|| format!("opening {}", config.db_path().display()))?;
         let (produce_tx, produce_rx) = tokio::sync::mpsc::unbounded_channel();
-        let engine = Arc::new(Engine::new(store.clone(), identity, produce_tx));
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let engine = Arc::new(Engine::new(
+            store.clone(),
+            identity,
+            produce_tx,
+            metrics,
+            config.api.stream_buffer,
+        ));
 
         for record in store.load_groups().await? {
             let genesis =
@@ -81,6 +90,7 @@ impl Node {
                 record.bootstrap,
                 record.joined_at,
                 record.head,
+                record.last_cursor,
                 &engine.public_key(),
             ));
             engine.load_pending_into(&entry).await?;
@@ -94,23 +104,43 @@ impl Node {
 
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let net = match crate::p2p::start(engine.clone(), &config.p2p, &tasks, cancel.clone()).await
+        {
+            Ok(net) => net,
+            Err(e) => {
+                cancel.cancel();
+                tasks.close();
+                tasks.wait().await;
+                store.close().await;
+                return Err(e).context("starting the peer-to-peer network");
+            }
+        };
+        engine.set_network(net);
         tasks.spawn(producer::run(
             engine.clone(),
             produce_rx,
             config.batch_window(),
             cancel.clone(),
         ));
-        let router = api::router(api::ApiState::new(
-            engine.clone(),
-            token,
-            api_addr,
-            config.api.max_body_bytes,
-        ));
+        tasks.spawn(maintenance(engine.clone(), cancel.clone()));
+        let gateways =
+            crate::gateways::Gateways::start(engine.clone(), tasks.clone(), cancel.clone()).await?;
+        let api_state =
+            api::ApiState::new(engine.clone(), token, api_addr, config.api.max_body_bytes)
+                .with_cancel(cancel.clone())
+                .with_gateways(gateways.clone())
+                .with_metrics_auth(config.api.metrics_auth)
+                .load_tokens()
+                .await?;
+        let router = api::router(api_state);
         let api_cancel = cancel.clone();
         tasks.spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { api_cancel.cancelled().await })
-                .await;
+            let served = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { api_cancel.cancelled().await })
+            .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "API server stopped");
             }
@@ -123,11 +153,13 @@ impl Node {
         tracing::info!(
             api = %api_addr,
             node = %hex::encode(engine.public_key()),
+            peer = %engine.network().map(|n| n.peer_id().to_string()).unwrap_or_default(),
             groups = engine.groups().len(),
             "rumgate node started"
         );
         Ok(Node {
             engine,
+            gateways,
             cancel,
             tasks,
             api_addr,
@@ -142,6 +174,19 @@ impl Node {
 
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// The peer-to-peer network handle (peer id, listen addresses, peers).
+    pub fn p2p(&self) -> &crate::p2p::Client {
+        // Set in `start` before the node is returned.
+        match self.engine.network() {
+            Some(n) => n,
+            None => unreachable!("Node::start sets the network before returning"),
+        }
+    }
+
+    pub fn gateways(&self) -> &Arc<crate::gateways::Gateways> {
+        &self.gateways
     }
 
     pub fn token_source(&self) -> &TokenSource {
@@ -160,6 +205,7 @@ impl Node {
     /// Stops accepting work, lets tasks finish within the grace period, then closes the store.
     pub async fn shutdown(self) {
         self.cancel.cancel();
+        self.gateways.shutdown().await;
         self.tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait())
             .await
@@ -169,6 +215,23 @@ impl Node {
         }
         self.engine.store.close().await;
         tracing::info!("rumgate node stopped");
+    }
+}
+
+/// Periodic housekeeping: forget idempotency keys older than 24 h.
+async fn maintenance(engine: Arc<Engine>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tick.tick() => {
+                match engine.store().purge_idempotency(crate::util::now_ms()).await {
+                    Ok(n) if n > 0 => tracing::info!(removed = n, "expired idempotency keys"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "idempotency cleanup failed"),
+                }
+            }
+        }
     }
 }
 

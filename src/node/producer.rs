@@ -1,8 +1,8 @@
 //! The POA producer loop: turns pending trx of groups this node produces into signed blocks.
 
-use super::engine::{ChainEvent, Engine};
+use super::engine::Engine;
 use crate::chain::verify::produce_block;
-use crate::chain::{Head, MAX_BLOCK_BYTES};
+use crate::chain::MAX_BLOCK_BYTES;
 use crate::util::now_ms;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -68,45 +68,46 @@ async fn produce_pending(engine: &Engine, gid: crate::chain::GroupId) -> bool {
         return true;
     }
     loop {
-        let (batch, head) = {
+        let (batch, taken, head) = {
             let st = entry.lock();
             let mut size = BLOCK_OVERHEAD;
             let mut batch = Vec::new();
+            let mut ids = std::collections::HashSet::new();
+            let mut taken = 0;
             for t in st.pending.iter() {
                 size += t.encoded_len() + 4;
                 if size > MAX_BLOCK_BYTES && !batch.is_empty() {
                     break;
                 }
-                batch.push(t.clone());
+                taken += 1;
+                // The same trx queued twice is included once.
+                if ids.insert(t.id()) {
+                    batch.push(t.clone());
+                }
             }
-            (batch, st.head)
+            (batch, taken, st.head)
         };
         if batch.is_empty() {
             return true;
         }
-        let taken = batch.len();
         let block = match produce_block(&engine.identity, &entry.rules, &head, batch, now_ms()) {
             Ok(b) => b,
             Err(e) => {
-                tracing::error!(group = %gid, error = %e, "cannot build block; dropping the batch from the queue");
-                entry.lock().pending.drain(..taken);
-                continue;
+                // Not a property of any one trx (those were verified on entry): retry later.
+                tracing::error!(group = %gid, error = %e, "cannot build a block; will retry");
+                return false;
             }
         };
-        match engine.store.commit_block(&block).await {
-            Ok(committed) => {
+        match engine.store_block(&entry, &block).await {
+            Ok(_) => {
                 {
                     let mut st = entry.lock();
                     let n = taken.min(st.pending.len());
                     st.pending.drain(..n);
-                    st.head = Head {
-                        height: block.body.height,
-                        hash: block.hash(),
-                        timestamp: block.body.timestamp,
-                    };
                 }
+                engine.metrics().blocks_produced.inc();
                 tracing::debug!(group = %gid, height = block.body.height, trx = taken, "produced block");
-                engine.publish(ChainEvent::Included(Arc::new(committed)));
+                engine.announce_block(&block).await;
             }
             Err(e) => {
                 tracing::error!(group = %gid, error = %e, "block commit failed; trx stay pending");

@@ -5,7 +5,11 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// Migration `i` (0-based) moves the schema from version `i` to `i + 1`. Append only.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_api.sql"),
+    include_str!("migrations/0003_gateways.sql"),
+];
 
 pub fn apply(conn: &mut Connection, path: &Path) -> Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;

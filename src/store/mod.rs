@@ -3,10 +3,15 @@
 //! Every write is a job run inside a savepoint of the writer's current transaction; jobs queued
 //! together share one `COMMIT` (one fsync), and each caller hears back only after that commit.
 
+mod api_ops;
+mod gateway_ops;
 mod migrations;
 mod ops;
 mod pool;
+mod sync;
 
+pub use api_ops::*;
+pub use gateway_ops::*;
 pub use ops::*;
 
 use pool::ReaderPool;
@@ -39,6 +44,8 @@ pub enum StoreError {
     },
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    IdempotencyMismatch(String),
 }
 
 impl From<rusqlite::Error> for StoreError {

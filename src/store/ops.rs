@@ -14,6 +14,8 @@ pub struct GroupRecord {
     pub bootstrap: Vec<String>,
     pub joined_at: u64,
     pub head: Head,
+    /// Cursor of the latest included trx (0 if none).
+    pub last_cursor: i64,
 }
 
 /// One included trx with its position.
@@ -37,6 +39,8 @@ pub enum TrxStatus {
 #[derive(Debug, Clone)]
 pub struct Committed {
     pub group_id: GroupId,
+    /// The group's last cursor before this block (0 if none): lets subscribers detect gaps.
+    pub prev_seq: i64,
     pub height: u64,
     pub hash: BlockHash,
     pub trx: Vec<(TrxId, i64)>,
@@ -152,29 +156,7 @@ impl Store {
 
     /// Stores a verified trx as pending. Fails with `Duplicate` if it is pending or included.
     pub async fn insert_pending(&self, trx: &Verified<Trx>, now_ms: u64) -> Result<()> {
-        let id = trx.id();
-        let gid = trx.body.group_id;
-        let data = encode(&**trx);
-        self.write(move |c| {
-            let included: bool = c
-                .query_row("SELECT 1 FROM trx WHERE trx_id = ?1", [&id.0[..]], |_| {
-                    Ok(())
-                })
-                .optional()?
-                .is_some();
-            let inserted = !included
-                && c.execute(
-                    "INSERT OR IGNORE INTO pending (trx_id, group_id, received_at, data)
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![&id.0[..], &gid.0[..], now_ms as i64, data],
-                )? == 1;
-            if inserted {
-                Ok(())
-            } else {
-                Err(StoreError::Duplicate(id))
-            }
-        })
-        .await
+        self.submit_pending(trx, now_ms, None).await.map(|_| ())
     }
 
     /// Pending trx of a group in arrival order (start-up: refill the producer queue).
@@ -194,79 +176,18 @@ impl Store {
     /// Stores a verified block and its trx, removing them from pending, in one transaction.
     /// Fails (storing nothing) if the height is taken or any trx was already included.
     pub async fn commit_block(&self, block: &Verified<Block>) -> Result<Committed> {
-        let hash = block.hash();
-        let b = &block.body;
-        let gid = b.group_id;
-        let height = b.height;
-        let header = (
-            b.prev_hash,
-            b.timestamp,
-            b.producer,
-            block.signature,
-            b.trxs.len(),
-            b.version,
-        );
-        let trxs: Vec<(TrxId, Trx, Vec<u8>)> = b
-            .trxs
-            .iter()
-            .map(|t| (t.trx_id(), t.clone(), encode(t)))
-            .collect();
-        self.write(move |c| {
-            let (prev_hash, timestamp, producer, signature, count, version) = header;
-            let taken = c
-                .execute(
-                    "INSERT OR IGNORE INTO blocks
-                     (group_id, height, version, hash, prev_hash, timestamp, producer, signature, trx_count)
-                     VALUES (?1, ?2, ?9, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![
-                        &gid.0[..],
-                        height as i64,
-                        &hash.0[..],
-                        &prev_hash.0[..],
-                        timestamp as i64,
-                        &producer[..],
-                        &signature.0[..],
-                        count as i64,
-                        version
-                    ],
-                )?
-                == 0;
-            if taken {
-                return Err(StoreError::Conflict(format!(
-                    "block {height} of group {gid} is already stored"
-                )));
-            }
-            let mut ins = c.prepare_cached(
-                "INSERT OR IGNORE INTO trx (trx_id, group_id, height, idx, kind, sender, timestamp, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            let mut del = c.prepare_cached("DELETE FROM pending WHERE trx_id = ?1")?;
-            let mut out = Vec::with_capacity(trxs.len());
-            for (idx, (id, trx, data)) in trxs.iter().enumerate() {
-                let n = ins.execute(params![
-                    &id.0[..],
-                    &gid.0[..],
-                    height as i64,
-                    idx as i64,
-                    trx.body.kind.to_code(),
-                    &trx.body.sender[..],
-                    trx.body.timestamp as i64,
-                    data
-                ])?;
-                if n == 0 {
-                    return Err(StoreError::Duplicate(*id));
-                }
-                out.push((*id, c.last_insert_rowid()));
-                del.execute([&id.0[..]])?;
-            }
-            Ok(Committed {
-                group_id: gid,
-                height,
-                hash,
-                trx: out,
-            })
-        })
-        .await
+        self.commit_block_with_refs(block, Vec::new()).await
+    }
+
+    /// As `commit_block`, also recording which earlier item each trx refers to
+    /// (`(trx, kind, target)`, computed by the caller from the decrypted payloads).
+    pub async fn commit_block_with_refs(
+        &self,
+        block: &Verified<Block>,
+        refs: BlockRefs,
+    ) -> Result<Committed> {
+        let rows = BlockRows::new(block, refs);
+        self.write(move |c| rows.insert(c)).await
     }
 
     /// Included trx of a group after cursor `after` (exclusive), in chain order.
@@ -441,7 +362,13 @@ fn query_groups(c: &Connection, only: Option<GroupId>) -> Result<Vec<GroupRecord
                 .map(|k| blob32(k, "group key").map(GroupKey::from_bytes))
                 .transpose()?;
             let head = head_of(c, &genesis)?;
+            let last_cursor: i64 = c.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM trx WHERE group_id = ?1",
+                [&genesis.group_id().0[..]],
+                |r| r.get(0),
+            )?;
             Ok(GroupRecord {
+                last_cursor,
                 group_key,
                 bootstrap: serde_json::from_str(&bootstrap).unwrap_or_default(),
                 joined_at: joined_at as u64,
@@ -521,4 +448,131 @@ fn block_at(c: &Connection, gid: GroupId, height: u64) -> Result<Option<Block>> 
         },
         signature: Signature(sig),
     }))
+}
+
+/// A verified block prepared for insertion: header fields and each trx with its encoding.
+/// References of a block's trx to earlier items: `(trx, kind, target)`.
+pub type BlockRefs = Vec<(TrxId, crate::chain::object::RefKind, TrxId)>;
+
+pub(super) struct BlockRows {
+    gid: GroupId,
+    height: u64,
+    hash: BlockHash,
+    header: (BlockHash, u64, [u8; 32], Signature, usize, u16),
+    trxs: Vec<(TrxId, Trx, Vec<u8>)>,
+    refs: BlockRefs,
+}
+
+impl BlockRows {
+    pub(super) fn new(block: &Verified<Block>, refs: BlockRefs) -> Self {
+        let hash = block.hash();
+        let b = &block.body;
+        let header = (
+            b.prev_hash,
+            b.timestamp,
+            b.producer,
+            block.signature,
+            b.trxs.len(),
+            b.version,
+        );
+        let trxs: Vec<(TrxId, Trx, Vec<u8>)> = b
+            .trxs
+            .iter()
+            .map(|t| (t.trx_id(), t.clone(), encode(t)))
+            .collect();
+        Self {
+            gid: b.group_id,
+            height: b.height,
+            hash,
+            header,
+            trxs,
+            refs,
+        }
+    }
+
+    /// Inserts the block, its trx and their references and removes the trx from pending. Fails
+    /// if the height is taken or any trx was already included (the caller's savepoint then
+    /// stores nothing).
+    pub(super) fn insert(&self, c: &Connection) -> Result<Committed> {
+        let (gid, height, hash, header, trxs) =
+            (self.gid, self.height, self.hash, self.header, &self.trxs);
+        let (prev_hash, timestamp, producer, signature, count, version) = header;
+        let taken = c
+            .execute(
+                "INSERT OR IGNORE INTO blocks
+                 (group_id, height, version, hash, prev_hash, timestamp, producer, signature, trx_count)
+                 VALUES (?1, ?2, ?9, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    &gid.0[..],
+                    height as i64,
+                    &hash.0[..],
+                    &prev_hash.0[..],
+                    timestamp as i64,
+                    &producer[..],
+                    &signature.0[..],
+                    count as i64,
+                    version
+                ],
+            )?
+            == 0;
+        if taken {
+            return Err(StoreError::Conflict(format!(
+                "block {height} of group {gid} is already stored"
+            )));
+        }
+        let prev_seq: i64 = c.query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM trx WHERE group_id = ?1",
+            [&gid.0[..]],
+            |r| r.get(0),
+        )?;
+        let mut ins = c.prepare_cached(
+            "INSERT OR IGNORE INTO trx (trx_id, group_id, height, idx, kind, sender, timestamp, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        let mut del = c.prepare_cached("DELETE FROM pending WHERE trx_id = ?1")?;
+        let mut out = Vec::with_capacity(trxs.len());
+        for (idx, (id, trx, data)) in trxs.iter().enumerate() {
+            let n = ins.execute(params![
+                &id.0[..],
+                &gid.0[..],
+                height as i64,
+                idx as i64,
+                trx.body.kind.to_code(),
+                &trx.body.sender[..],
+                trx.body.timestamp as i64,
+                data
+            ])?;
+            if n == 0 {
+                return Err(StoreError::Duplicate(*id));
+            }
+            out.push((*id, c.last_insert_rowid()));
+            del.execute([&id.0[..]])?;
+        }
+        if !self.refs.is_empty() {
+            let mut r = c.prepare_cached(
+                "INSERT OR IGNORE INTO refs (trx_id, group_id, kind, target, sender, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (id, kind, target) in &self.refs {
+                let Some(pos) = out.iter().position(|(t, _)| t == id) else {
+                    continue;
+                };
+                r.execute(params![
+                    &id.0[..],
+                    &gid.0[..],
+                    kind.as_str(),
+                    &target.0[..],
+                    &trxs[pos].1.body.sender[..],
+                    out[pos].1
+                ])?;
+            }
+        }
+        Ok(Committed {
+            prev_seq,
+            group_id: gid,
+            height,
+            hash,
+            trx: out,
+        })
+    }
 }

@@ -470,6 +470,7 @@ fn message(item_id: String, text: &str) -> OutboundMessage {
         reply_to: None,
         attachments: Vec::new(),
         origin: None,
+        item: None,
     }
 }
 

@@ -245,6 +245,9 @@ pub struct OutboundMessage {
     /// Set when the post was itself bridged from some chat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
+    /// The item as the node's API shows it, for adapters that forward it whole (webhooks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<serde_json::Value>,
 }
 
 /// The remote messages an outbound item became. A text longer than the remote allows is split

@@ -80,7 +80,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn main() -> anyhow::Result<()> {
     let a = args();
     let outbound_ok = outbound(&a).await?;
-    let inbound_ok = if a.inbound > 0 { inbound(&a).await? } else { true };
+    let inbound_ok = if a.inbound > 0 {
+        inbound(&a).await?
+    } else {
+        true
+    };
     if !(outbound_ok && inbound_ok) {
         std::process::exit(1);
     }
@@ -110,7 +114,10 @@ async fn outbound(a: &Args) -> anyhow::Result<bool> {
     let mut queues: HashMap<i64, Vec<(usize, String)>> = HashMap::new();
     for i in 0..a.posts {
         let chat = chats[i % chats.len()];
-        queues.entry(chat).or_default().push((i, format!("post {i} to {chat}")));
+        queues
+            .entry(chat)
+            .or_default()
+            .push((i, format!("post {i} to {chat}")));
     }
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let rate_limited = Arc::new(Mutex::new(0usize));
@@ -132,6 +139,7 @@ async fn outbound(a: &Args) -> anyhow::Result<bool> {
                     reply_to: None,
                     attachments: vec![],
                     origin: None,
+                    item: None,
                 };
                 let first_try = Instant::now();
                 loop {
@@ -190,16 +198,15 @@ async fn outbound(a: &Args) -> anyhow::Result<bool> {
                 seen.push(t);
             }
         }
-        out_of_order += seen
-            .iter()
-            .zip(&expected)
-            .filter(|(a, b)| a != b)
-            .count();
+        out_of_order += seen.iter().zip(&expected).filter(|(a, b)| a != b).count();
     }
     let calls = fake.calls_to("sendMessage");
     let answered_429 = calls.iter().filter(|c| c.status == 429).count();
     let violations = fake.pacing_violations(&limits);
-    let mut lat = latencies.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let mut lat = latencies
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
     lat.sort();
     println!(
         "outbound: {} posts delivered in {:.1} s ({:.2} posts/s); sendMessage calls {}, answered 429 {} ({:.1}%), RateLimited returned to the outbox {}",
@@ -255,9 +262,7 @@ async fn inbound(a: &Args) -> anyhow::Result<bool> {
                             .or_insert(at.elapsed());
                     }
                 }
-                let _ = req.respond(Ok(Ack::Stored {
-                    trx_id: "t".into(),
-                }));
+                let _ = req.respond(Ok(Ack::Stored { trx_id: "t".into() }));
             }
         })
     };

@@ -981,6 +981,7 @@ mod tests {
             reply_to: None,
             attachments,
             origin: None,
+            item: None,
         }
     }
 

@@ -353,6 +353,7 @@ async fn privacy_mode_shows_a_hint_and_degrades_when_groups_stay_silent() {
         reply_to: None,
         attachments: vec![],
         origin: None,
+        item: None,
     };
     gw.send(GROUP, &msg).await.expect("send");
     let h = gw.health().await;

@@ -26,6 +26,7 @@ fn post(item: &str, text: FormattedText) -> OutboundMessage {
         reply_to: None,
         attachments: vec![],
         origin: None,
+        item: None,
     }
 }
 

@@ -94,6 +94,7 @@ async fn delivers_exactly_once_in_order_across_a_restart_during_a_429_storm() {
             reply_to: None,
             attachments: vec![],
             origin: None,
+            item: None,
         });
     }
 
