@@ -56,8 +56,33 @@ pub trait Gateway: Send + Sync + 'static {
 
     async fn health(&self) -> Health;
 
+    /// How the gateway is doing for one chat: an account can be fine while one chat is lost (the
+    /// bot was removed from it). Defaults to [`Gateway::health`].
+    async fn chat_health(&self, _chat: &str) -> Health {
+        self.health().await
+    }
+
+    /// Remote updates pushed to the node's `/hooks/{link}` route (Telegram's webhook mode).
+    /// `headers` has lower-case names. The adapter handles the body through its inbound sink
+    /// and answers only once the node has acknowledged it. `None`: this gateway takes no pushes.
+    async fn push(
+        &self,
+        _headers: &std::collections::BTreeMap<String, String>,
+        _body: &[u8],
+    ) -> Option<PushReply> {
+        None
+    }
+
     /// Stops the inbound flow and waits for the gateway's tasks to finish.
     async fn shutdown(&self);
+}
+
+/// The answer to a pushed update: the HTTP status for the remote and what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushReply {
+    /// 2xx: handled (stored, known or deliberately ignored); others make the remote retry.
+    pub status: u16,
+    pub message: String,
 }
 
 /// A gateway as the node's registry holds it.

@@ -483,14 +483,33 @@ impl Inner {
         }
     }
 
-    fn health(&self) -> Health {
+    /// The account's health, or — with `chat` — its health for that chat: being removed from
+    /// one chat fails that chat's links only.
+    fn health(&self, chat: Option<&str>) -> Health {
         let status = self.status();
         if let Some(m) = &status.unauthorized {
             return Health::failing(m.clone());
         }
-        if !status.removed.is_empty() {
-            let reasons: Vec<&str> = status.removed.values().map(String::as_str).collect();
-            return Health::failing(reasons.join("; "));
+        match chat {
+            Some(chat) => {
+                let id = chat.split('/').next().unwrap_or(chat);
+                if let Some(reason) = status.removed.get(id) {
+                    return Health::failing(reason.clone());
+                }
+            }
+            None if !status.removed.is_empty() => {
+                let reasons: Vec<String> = status
+                    .removed
+                    .iter()
+                    .map(|(c, r)| format!("{c}: {r}"))
+                    .collect();
+                return Health::degraded(format!(
+                    "removed from {} chat(s): {}",
+                    reasons.len(),
+                    reasons.join("; ")
+                ));
+            }
+            None => {}
         }
         if let Some(c) = &status.conflict {
             return Health::degraded(format!(
@@ -948,7 +967,35 @@ impl Gateway for TelegramGateway {
     }
 
     async fn health(&self) -> Health {
-        self.inner.health()
+        self.inner.health(None)
+    }
+
+    async fn chat_health(&self, chat: &str) -> Health {
+        self.inner.health(Some(chat))
+    }
+
+    async fn push(
+        &self,
+        headers: &std::collections::BTreeMap<String, String>,
+        body: &[u8],
+    ) -> Option<rumgate_gateway::PushReply> {
+        let secret = headers
+            .get("x-telegram-bot-api-secret-token")
+            .map(String::as_str);
+        Some(match self.handle_webhook(secret, body).await {
+            Ok(WebhookOutcome::Accepted) => rumgate_gateway::PushReply {
+                status: 200,
+                message: "accepted".into(),
+            },
+            Ok(WebhookOutcome::Ignored) => rumgate_gateway::PushReply {
+                status: 200,
+                message: "ignored: not a readable update".into(),
+            },
+            Err(e) => rumgate_gateway::PushReply {
+                status: e.status(),
+                message: e.to_string(),
+            },
+        })
     }
 
     async fn shutdown(&self) {

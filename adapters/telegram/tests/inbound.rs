@@ -251,12 +251,26 @@ async fn migration_and_removal_service_messages_are_reported() {
             .then_some(())
     })
     .await;
-    let health = eventually("health failing", DEADLINE, || async {
-        let h = gw.health().await;
+    // The lost chat's links fail; the account and its other chats go on.
+    let health = eventually("chat failing", DEADLINE, || async {
+        let h = gw.chat_health("-1006789012345").await;
         (h.state == HealthState::Failing).then_some(h)
     })
     .await;
-    let detail = health.detail.unwrap_or_default();
+    assert!(
+        health
+            .detail
+            .unwrap_or_default()
+            .contains("-1006789012345"),
+        "the reason is shown"
+    );
+    assert_ne!(
+        gw.chat_health("-1005678901234").await.state,
+        HealthState::Failing
+    );
+    let account = gw.health().await;
+    assert_eq!(account.state, HealthState::Degraded);
+    let detail = account.detail.unwrap_or_default();
     assert!(
         detail.contains("-1006789012345") && detail.contains("removed"),
         "{detail}"

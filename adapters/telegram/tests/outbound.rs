@@ -217,9 +217,15 @@ async fn chat_not_found_and_kicked_are_permanent_for_that_chat_only() {
         .await
         .expect("and keep working");
     assert_eq!(fake.visible_bot_messages(-1003333333333).len(), 2);
-    let h = gw.health().await;
+    let h = gw.chat_health("-1002222222222").await;
     assert_eq!(h.state, HealthState::Failing);
     assert!(h.detail.unwrap_or_default().contains("kicked"));
+    assert_eq!(
+        gw.chat_health("-1003333333333").await.state,
+        HealthState::Ok,
+        "only the lost chat fails"
+    );
+    assert_eq!(gw.health().await.state, HealthState::Degraded);
 }
 
 #[tokio::test]
