@@ -30,7 +30,13 @@ pub fn validate_account(kind: &str, config: Value) -> Result<Value, String> {
             cfg.validate().map_err(|e| e.to_string())?;
             serde_json::to_value(&cfg).map_err(|e| format!("mixin: {e}"))
         }
-        "telegram" => Err(unavailable(kind)),
+        "telegram" => {
+            let cfg = telegram_config(&config)?;
+            // Reads token_file and checks every setting: a bad account is refused now.
+            cfg.validate().map_err(|e| format!("telegram: {e}"))?;
+            cfg.resolve_token().map_err(|e| format!("telegram: {e}"))?;
+            Ok(config)
+        }
         other => Err(format!(
             "unknown gateway kind {other:?} (known: {})",
             KINDS.join(", ")
@@ -47,8 +53,23 @@ pub fn account_gateway(record: &AccountRecord) -> Result<Option<DynGateway>, Str
                 .map_err(|e| e.to_string())?;
             Ok(Some(std::sync::Arc::new(gw)))
         }
+        "telegram" => {
+            let gw = rumgate_telegram::TelegramGateway::new(telegram_config(&record.config)?)
+                .map_err(|e| e.to_string())?;
+            Ok(Some(std::sync::Arc::new(gw)))
+        }
         other => Err(unavailable(other)),
     }
+}
+
+/// The Telegram account settings; serde's messages never quote a value, so no token leaks here.
+fn telegram_config(config: &Value) -> Result<rumgate_telegram::TelegramConfig, String> {
+    serde_json::from_value(config.clone()).map_err(|e| {
+        format!(
+            "telegram: {e} (expected `token` or `token_file`, optional `api_url`, \
+             `poll_timeout_secs`, `max_file_bytes`, `webhook_secret`, `webhook_url`)"
+        )
+    })
 }
 
 /// The Mixin account settings; serde's messages never quote a value, so no secret leaks here.
@@ -86,6 +107,14 @@ pub fn validate_link(
             Value::Null => Ok(Value::Object(Default::default())),
             Value::Object(m) if m.is_empty() => Ok(Value::Object(m)),
             _ => Err("`webhook` options do not apply to a Mixin link".into()),
+        };
+    }
+    if kind == "telegram" {
+        chat.parse::<rumgate_telegram::ChatTarget>()?;
+        return match options {
+            Value::Null => Ok(Value::Object(Default::default())),
+            Value::Object(m) if m.is_empty() => Ok(Value::Object(m)),
+            _ => Err("`webhook` options do not apply to a Telegram link".into()),
         };
     }
     if kind != "webhook" {

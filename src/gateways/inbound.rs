@@ -208,6 +208,44 @@ pub struct HookError {
     pub message: String,
 }
 
+/// An update an adapter's remote pushes to a link's hook (Telegram's webhook mode): the account's
+/// adapter handles it and answers once the node acknowledged it. `None`: the adapter takes none.
+async fn push(
+    gw: &Gateways,
+    account: &str,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Option<Result<HookOutcome, HookError>> {
+    let adapter = gw.account(account)?.gateway.clone()?;
+    let headers = headers
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                k.as_str().to_ascii_lowercase(),
+                v.to_str().ok()?.to_string(),
+            ))
+        })
+        .collect();
+    let reply = adapter.push(&headers, body).await?;
+    Some(if (200..300).contains(&reply.status) {
+        Ok(HookOutcome {
+            status: "accepted",
+            trx_id: None,
+            reason: Some(reply.message),
+        })
+    } else {
+        Err(HookError {
+            status: reply.status,
+            code: if reply.status == 401 {
+                "bad_signature"
+            } else {
+                "unavailable"
+            },
+            message: reply.message,
+        })
+    })
+}
+
 pub(crate) async fn hook(
     gw: &Gateways,
     link_id: &str,
@@ -220,8 +258,13 @@ pub(crate) async fn hook(
         message: format!("no inbound webhook link {link_id}"),
     };
     let link = gw.link(link_id).ok_or_else(not_found)?;
-    if link.kind != "webhook" || !link.inbound() {
+    if !link.inbound() {
         return Err(not_found());
+    }
+    if link.kind != "webhook" {
+        return push(gw, &link.record().gateway_id, headers, body)
+            .await
+            .ok_or_else(not_found)?;
     }
     let record = link.record();
     let (remote_id, event, hops) = super::factory::verify_hook(&record, headers, body)?;

@@ -176,6 +176,7 @@ pub fn redact(v: &serde_json::Value) -> serde_json::Value {
                     let secret = [
                         "token",
                         "secret",
+                        "webhook_secret",
                         "keystore",
                         "private_key",
                         "session_private_key",
@@ -496,7 +497,7 @@ impl Gateways {
         let mut last_error = st.last_error;
         // The account's own state (a websocket down, credentials refused) shows on its links.
         if let Some(g) = self.account(&r.gateway_id).and_then(|a| a.gateway.clone()) {
-            let h = g.health().await;
+            let h = g.chat_health(&r.chat).await;
             let adapter = match h.state {
                 rumgate_gateway::HealthState::Ok => LinkHealth::Ok,
                 rumgate_gateway::HealthState::Degraded => LinkHealth::Degraded,

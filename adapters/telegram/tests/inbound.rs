@@ -258,10 +258,7 @@ async fn migration_and_removal_service_messages_are_reported() {
     })
     .await;
     assert!(
-        health
-            .detail
-            .unwrap_or_default()
-            .contains("-1006789012345"),
+        health.detail.unwrap_or_default().contains("-1006789012345"),
         "the reason is shown"
     );
     assert_ne!(
