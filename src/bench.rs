@@ -41,6 +41,9 @@ pub enum BenchCommand {
     Gateway(GatewayArgs),
     /// Mixin adapter against the fake Mixin: outbound under 429s and drops, inbound latency.
     Mixin(crate::bench_mixin::MixinArgs),
+    /// Telegram adapter against the fake Bot API: outbound under a 429 storm within the pacing
+    /// limits, inbound update→trx latency.
+    Telegram(crate::bench_telegram::TelegramArgs),
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +119,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Stream(a) => stream(a).await,
         BenchCommand::Gateway(a) => gateway(a).await,
         BenchCommand::Mixin(a) => crate::bench_mixin::run(a).await,
+        BenchCommand::Telegram(a) => crate::bench_telegram::run(a).await,
     }
 }
 

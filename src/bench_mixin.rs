@@ -40,12 +40,12 @@ pub struct MixinArgs {
 }
 
 /// Sleeps until item `i` of a paced run is due.
-async fn pace(start: Instant, rate: u64, i: usize) {
+pub(crate) async fn pace(start: Instant, rate: u64, i: usize) {
     let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
     tokio::time::sleep_until((start + interval * i as u32).into()).await;
 }
 
-async fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub(crate) async fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     while !done() {
         if Instant::now() > deadline {
@@ -57,7 +57,10 @@ async fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 }
 
 /// Every included post of `gid`: (trx id, content, origin message id).
-async fn posts(node: &Node, gid: GroupId) -> anyhow::Result<Vec<(String, String, Option<String>)>> {
+pub(crate) async fn posts(
+    node: &Node,
+    gid: GroupId,
+) -> anyhow::Result<Vec<(String, String, Option<String>)>> {
     let entry = node.engine().group(&gid)?;
     let mut out = Vec::new();
     let mut cursor = 0;

@@ -6,6 +6,7 @@ pub mod api;
 pub mod bench;
 pub mod bench_mixin;
 pub mod bench_p2p;
+pub mod bench_telegram;
 pub mod chain;
 pub mod cli;
 pub mod config;

@@ -183,9 +183,10 @@ async fn a_supergroup_migration_mid_stream_moves_the_link_and_loses_nothing() {
     for (i, t) in stayed.iter().enumerate() {
         assert!(t.ends_with(&format!("before {i}")), "{stayed:?}");
     }
+    let new_id = new.to_string();
     let status = eventually(LIMIT, "the link on the new chat", || async {
         let s = api.get(&format!("/api/v1/links/{l}")).await;
-        (s["chat"] == new.to_string()).then_some(s)
+        (s["chat"] == new_id.as_str()).then_some(s)
     })
     .await;
     assert!(

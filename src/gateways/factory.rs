@@ -67,7 +67,7 @@ fn telegram_config(config: &Value) -> Result<rumgate_telegram::TelegramConfig, S
     serde_json::from_value(config.clone()).map_err(|e| {
         format!(
             "telegram: {e} (expected `token` or `token_file`, optional `api_url`, \
-             `poll_timeout_secs`, `max_file_bytes`, `webhook_secret`, `webhook_url`)"
+             `poll_timeout_secs`, `max_file_bytes`, `webhook_secret`, `webhook_url`, `pacing_scale`)"
         )
     })
 }

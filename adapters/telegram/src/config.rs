@@ -135,6 +135,15 @@ pub struct TelegramConfig {
     /// registers it with `setWebhook`. Left unset, the operator registers the webhook.
     #[serde(default)]
     pub webhook_url: Option<String>,
+    /// Multiplies the windows of Telegram's flood limits (1 msg/s per chat, 20/min per group,
+    /// 30/s overall). Only for a fake or test Bot API server: real Telegram needs 1.0 (default),
+    /// and values below 1.0 are refused unless `api_url` is set.
+    #[serde(default = "default_pacing_scale")]
+    pub pacing_scale: f64,
+}
+
+fn default_pacing_scale() -> f64 {
+    1.0
 }
 
 fn default_poll_timeout() -> u32 {
@@ -177,6 +186,7 @@ impl TelegramConfig {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             webhook_secret: None,
             webhook_url: None,
+            pacing_scale: 1.0,
         }
     }
 
@@ -237,6 +247,14 @@ impl TelegramConfig {
                     "must be 1–256 characters of A-Z, a-z, 0-9, '_' and '-'",
                 );
             }
+        }
+        if !(self.pacing_scale > 0.0 && self.pacing_scale <= 1.0) {
+            problem("pacing_scale", "must be in (0, 1]");
+        } else if self.pacing_scale < 1.0 && self.api_url.is_none() {
+            problem(
+                "pacing_scale",
+                "below 1.0 only with api_url (a test Bot API server): api.telegram.org enforces the real limits",
+            );
         }
         if let Some(url) = &self.webhook_url {
             if self.webhook_secret.is_none() {
@@ -356,6 +374,7 @@ mod tests {
             max_file_bytes: 0,
             webhook_secret: Some(WebhookSecret::new("bad secret!")),
             webhook_url: Some("nope".into()),
+            pacing_scale: 2.0,
         };
         let err = config.validate().expect_err("invalid");
         let keys: Vec<&str> = err.0.iter().map(|p| p.key).collect();
@@ -366,6 +385,7 @@ mod tests {
                 "api_url",
                 "poll_timeout_secs",
                 "max_file_bytes",
+                "pacing_scale",
                 "webhook_secret",
                 "webhook_url"
             ]

@@ -102,7 +102,8 @@ impl TelegramGateway {
     /// A gateway for the account in `config`, pacing sends to Telegram's documented limits.
     /// Reads `token_file`; makes no request until [`Gateway::start`] or a send.
     pub fn new(config: TelegramConfig) -> Result<Self> {
-        Self::with_pacing(config, PacingLimits::default())
+        let limits = PacingLimits::default().scaled(config.pacing_scale);
+        Self::with_pacing(config, limits)
     }
 
     /// Like [`TelegramGateway::new`] with other pacing limits: for tests and benchmarks against
