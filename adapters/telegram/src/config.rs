@@ -385,8 +385,8 @@ mod tests {
                 "api_url",
                 "poll_timeout_secs",
                 "max_file_bytes",
-                "pacing_scale",
                 "webhook_secret",
+                "pacing_scale",
                 "webhook_url"
             ]
         );
