@@ -84,6 +84,70 @@ pub(crate) async fn posts(
     Ok(out)
 }
 
+/// Inclusion instants by trx id (hex), as `record_inclusions` keeps them.
+pub(crate) type Included = std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>>;
+
+/// Polls until `gid` holds at least `n` posts and every one of them has an inclusion instant;
+/// returns the posts and whether that happened within `limit`.
+pub(crate) async fn wait_included(
+    node: &Node,
+    gid: GroupId,
+    n: usize,
+    included: &Included,
+    limit: Duration,
+) -> anyhow::Result<(Vec<(String, String, Option<String>)>, bool)> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let stored = posts(node, gid).await?;
+        let all_included = {
+            let inc = included.lock().unwrap_or_else(|p| p.into_inner());
+            stored.iter().all(|(trx, _, _)| inc.contains_key(trx))
+        };
+        if stored.len() >= n && all_included {
+            return Ok((stored, true));
+        }
+        if Instant::now() > deadline {
+            return Ok((stored, false));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How the posts of an inbound phase (`i00000`, `i00001`, … from the injected message ids
+/// `want`) were stored.
+pub(crate) struct InboundCheck<'a> {
+    /// Injected message id → the trx that carries it.
+    pub by_message: HashMap<&'a str, &'a str>,
+    /// Trx carrying an injected message (beyond `want.len()`: duplicates).
+    pub per_message: usize,
+    /// Every text, once, in injection order.
+    pub in_order: bool,
+}
+
+pub(crate) fn check_inbound<'a>(
+    stored: &'a [(String, String, Option<String>)],
+    want: &HashSet<String>,
+) -> InboundCheck<'a> {
+    let by_message = stored
+        .iter()
+        .filter_map(|(trx, _, m)| Some((m.as_deref()?, trx.as_str())))
+        .filter(|(m, _)| want.contains(*m))
+        .collect();
+    let per_message = stored
+        .iter()
+        .filter(|(_, _, m)| m.as_ref().is_some_and(|m| want.contains(m)))
+        .count();
+    let in_order = stored
+        .iter()
+        .map(|(_, t, _)| t.clone())
+        .eq((0..want.len()).map(|i| format!("i{i:05}")));
+    InboundCheck {
+        by_message,
+        per_message,
+        in_order,
+    }
+}
+
 pub async fn run(a: MixinArgs) -> anyhow::Result<()> {
     let dir = tempfile_dir("rumgate-bench-mixin")?;
     let mut cfg = bench_config(&dir)?;
@@ -229,33 +293,20 @@ pub async fn run(a: MixinArgs) -> anyhow::Result<()> {
     let elapsed = start.elapsed();
     // Inclusion events may trail the acks by a block.
     let want: HashSet<String> = injected.iter().map(|(id, _)| id.clone()).collect();
-    let mut stored = Vec::new();
-    for _ in 0..100 {
-        stored = posts(&node, in_group).await?;
-        let all_included = {
-            let inc = included.lock().unwrap_or_else(|p| p.into_inner());
-            stored.iter().all(|(trx, _, _)| inc.contains_key(trx))
-        };
-        if stored.len() >= want.len() && all_included {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (stored, _) = wait_included(
+        &node,
+        in_group,
+        want.len(),
+        &included,
+        Duration::from_secs(2),
+    )
+    .await?;
     let inc = included.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let by_message: HashMap<&str, &str> = stored
-        .iter()
-        .filter_map(|(trx, _, m)| Some((m.as_deref()?, trx.as_str())))
-        .collect();
-    let per_message = stored
-        .iter()
-        .filter(|(_, _, m)| m.as_ref().is_some_and(|m| want.contains(m)))
-        .count();
-    let texts: Vec<&str> = stored.iter().map(|(_, t, _)| t.as_str()).collect();
-    let expected: Vec<String> = (0..a.messages).map(|i| format!("i{i:05}")).collect();
-    let in_order = texts
-        .iter()
-        .copied()
-        .eq(expected.iter().map(String::as_str));
+    let InboundCheck {
+        by_message,
+        per_message,
+        in_order,
+    } = check_inbound(&stored, &want);
     let (mut push_lat, mut inject_lat) = (Vec::new(), Vec::new());
     for (id, at) in &injected {
         let Some(done) = by_message.get(id.as_str()).and_then(|t| inc.get(*t)) else {
@@ -276,7 +327,7 @@ pub async fn run(a: MixinArgs) -> anyhow::Result<()> {
         "inbound: all acknowledged: {all} in {:.1} s; stored {} of {} ({} trx for them: duplicated {}), \
          in order: {in_order}; {} Blaze connections, {redelivered} messages delivered again",
         elapsed.as_secs_f64(),
-        by_message.keys().filter(|m| want.contains(**m)).count(),
+        by_message.len(),
         a.messages,
         per_message,
         per_message.saturating_sub(want.len()),

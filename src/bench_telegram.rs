@@ -8,7 +8,7 @@
 //!   checks each is stored once.
 
 use crate::bench::{bench_config, ms, percentile, record_inclusions, tempfile_dir};
-use crate::bench_mixin::{pace, posts, wait_for};
+use crate::bench_mixin::{check_inbound, pace, wait_for, wait_included, InboundCheck};
 use crate::chain::GroupKind;
 use crate::gateways::NewLink;
 use crate::node::Node;
@@ -185,40 +185,21 @@ pub async fn run(a: TelegramArgs) -> anyhow::Result<()> {
         injected.push((id.to_string(), Instant::now()));
     }
     let want: HashSet<String> = injected.iter().map(|(id, _)| id.clone()).collect();
-    let mut stored;
-    let all = {
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            stored = posts(&node, in_group).await?;
-            let all_included = {
-                let inc = included.lock().unwrap_or_else(|p| p.into_inner());
-                stored.iter().all(|(trx, _, _)| inc.contains_key(trx))
-            };
-            if stored.len() >= want.len() && all_included {
-                break true;
-            }
-            if Instant::now() > deadline {
-                break false;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
+    let (stored, all) = wait_included(
+        &node,
+        in_group,
+        want.len(),
+        &included,
+        Duration::from_secs(300),
+    )
+    .await?;
     let elapsed = start.elapsed();
     let inc = included.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let by_message: HashMap<&str, &str> = stored
-        .iter()
-        .filter_map(|(trx, _, m)| Some((m.as_deref()?, trx.as_str())))
-        .collect();
-    let per_message = stored
-        .iter()
-        .filter(|(_, _, m)| m.as_ref().is_some_and(|m| want.contains(m)))
-        .count();
-    let texts: Vec<&str> = stored.iter().map(|(_, t, _)| t.as_str()).collect();
-    let expected: Vec<String> = (0..a.updates).map(|i| format!("i{i:05}")).collect();
-    let in_order = texts
-        .iter()
-        .copied()
-        .eq(expected.iter().map(String::as_str));
+    let InboundCheck {
+        by_message,
+        per_message,
+        in_order,
+    } = check_inbound(&stored, &want);
     let mut lat = Vec::new();
     for (id, at) in &injected {
         if let Some(done) = by_message.get(id.as_str()).and_then(|t| inc.get(*t)) {
@@ -230,7 +211,7 @@ pub async fn run(a: TelegramArgs) -> anyhow::Result<()> {
         "inbound: all stored: {all} in {:.1} s; stored {} of {} ({} trx for them: duplicated {}), \
          in order: {in_order}; offset confirmed to Telegram: {}",
         elapsed.as_secs_f64(),
-        by_message.keys().filter(|m| want.contains(**m)).count(),
+        by_message.len(),
         a.updates,
         per_message,
         per_message.saturating_sub(want.len()),
