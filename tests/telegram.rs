@@ -346,3 +346,61 @@ async fn bad_accounts_and_links_are_refused_with_clear_errors() {
     assert_eq!(ok["chat"], "-1001234567890/2051");
     node.shutdown().await;
 }
+
+/// Webhook mode: Telegram POSTs updates to a link's `/hooks/{link}` with the secret header; the
+/// answer comes after the update is stored, a wrong secret stores nothing, a repeat is stored once.
+#[tokio::test]
+async fn webhook_mode_stores_updates_pushed_to_the_hook_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path()).await;
+    let api = Api::of(&node);
+    let fake = FakeBotApi::start().await;
+    let gid = api.group("hooked").await;
+    let gw = api
+        .gateway(
+            json!({"kind": "telegram", "name": "tgw", "token": fake.token(),
+                        "api_url": fake.url(), "webhook_secret": "s3cret-Value_1"}),
+        )
+        .await;
+    let l = link(&api, &gid, &gw, CHAT_A, "in").await;
+    let listed = api.get("/api/v1/gateways").await.to_string();
+    assert!(!listed.contains("s3cret-Value_1"), "{listed}");
+
+    let update = json!({"update_id": 900001, "message": {
+        "message_id": 77, "date": 1764000000,
+        "chat": {"id": CHAT_A, "type": "supergroup", "title": "Team"},
+        "from": {"id": 5012345678i64, "is_bot": false, "first_name": "Alice"},
+        "text": "pushed by Telegram"}});
+    let hook = format!("{}/hooks/{l}", api.base);
+    let send = |secret: &'static str| {
+        api.http
+            .post(&hook)
+            .header("X-Telegram-Bot-Api-Secret-Token", secret)
+            .json(&update)
+            .send()
+    };
+    let bad = send("wrong").await.unwrap();
+    assert_eq!(bad.status().as_u16(), 401);
+    assert!(
+        api.texts(&gid).await.is_empty(),
+        "a wrong secret stores nothing"
+    );
+
+    let ok = send("s3cret-Value_1").await.unwrap();
+    assert_eq!(ok.status().as_u16(), 200, "{:?}", ok.text().await);
+    let again = send("s3cret-Value_1").await.unwrap();
+    assert_eq!(again.status().as_u16(), 200);
+    // Both answers came after the trx was stored (pending); a post included after them shows
+    // whether the repeat became a second trx.
+    api.note_wait(&gid, json!({"content": "sentinel"})).await;
+    assert_eq!(
+        api.texts(&gid).await,
+        vec!["pushed by Telegram".to_string(), "sentinel".to_string()],
+        "a repeated update is stored once"
+    );
+    assert!(
+        fake.calls_to("getUpdates").is_empty(),
+        "webhook mode does not poll"
+    );
+    node.shutdown().await;
+}
