@@ -117,10 +117,21 @@ pub async fn run(a: TelegramArgs) -> anyhow::Result<()> {
     }
     // One post reaches each chat once it is sent: a chat holds every post after `posts / chats`
     // rounds of pacing, and 429s pause the whole bot.
-    let all = wait_for(Duration::from_secs(3600), || {
-        chats
+    let total = a.posts * chats.len();
+    let mut next_report = Instant::now() + Duration::from_secs(30);
+    let all = wait_for(Duration::from_secs(3 * 3600), || {
+        let delivered: usize = chats
             .iter()
-            .all(|c| fake.visible_bot_messages(*c).len() >= a.posts)
+            .map(|c| fake.visible_bot_messages(*c).len())
+            .sum();
+        if Instant::now() >= next_report {
+            next_report += Duration::from_secs(30);
+            println!(
+                "  … {delivered} of {total} delivered after {:.0} s",
+                start.elapsed().as_secs_f64()
+            );
+        }
+        delivered >= total
     })
     .await;
     let elapsed = start.elapsed();
