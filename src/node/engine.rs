@@ -327,9 +327,7 @@ impl Engine {
         let now = now_ms();
         let verified = verify_trx(trx, &entry.rules, now)?;
         let trx_id = verified.id();
-        self.store.submit_pending(&verified, now, None).await?;
-        self.metrics.trx_ingested.inc();
-        self.queue_local(&entry, verified).await;
+        self.accept_remote_trx(&entry, verified).await?;
         Ok(trx_id)
     }
 
@@ -356,8 +354,8 @@ impl Engine {
         }
     }
 
-    /// A verified trx received from a peer, for a group this node produces: stored as pending
-    /// and queued for the next block, exactly like a local post.
+    /// A verified trx signed elsewhere (a peer, another identity): stored as pending and queued
+    /// exactly like a local post.
     pub(crate) async fn accept_remote_trx(
         &self,
         entry: &Arc<GroupEntry>,
@@ -365,8 +363,7 @@ impl Engine {
     ) -> Result<(), NodeError> {
         self.store.submit_pending(&trx, now_ms(), None).await?;
         self.metrics.trx_ingested.inc();
-        entry.lock().pending.push_back(trx);
-        self.schedule(entry);
+        self.queue_local(entry, trx).await;
         Ok(())
     }
 
