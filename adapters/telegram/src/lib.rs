@@ -66,6 +66,9 @@ struct Inner {
     status: Mutex<Status>,
     /// The running context, for webhook deliveries.
     ctx: Mutex<Option<(GatewayContext, CancellationToken)>>,
+    /// Cancelled by `shutdown`: sends still waiting for a pacing slot give up unsent, so that a
+    /// stopping node never leaves a request in flight that it cannot record.
+    stopping: CancellationToken,
 }
 
 struct Running {
@@ -119,11 +122,12 @@ impl TelegramGateway {
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
-                pacer: Pacer::new(limits),
+                pacer: Pacer::after_restart(limits),
                 token_bot_id: token.bot_id(),
                 config,
                 status: Mutex::new(Status::default()),
                 ctx: Mutex::new(None),
+                stopping: CancellationToken::new(),
             }),
             running: tokio::sync::Mutex::new(None),
         })
@@ -281,9 +285,23 @@ impl Inner {
         }
     }
 
+    /// Waits for a pacing slot for `chat`, unless the gateway is stopping: then nothing is sent
+    /// and the node delivers the item after its restart.
+    async fn paced(&self, chat: i64) -> Result<pacing::Permit<'_>> {
+        let stopped = || GatewayError::Transient("the gateway is stopping; not sent".into());
+        if self.stopping.is_cancelled() {
+            return Err(stopped());
+        }
+        tokio::select! {
+            biased;
+            _ = self.stopping.cancelled() => Err(stopped()),
+            permit = self.pacer.acquire(chat) => Ok(permit),
+        }
+    }
+
     /// Sends one piece, within the pacing limits; returns its message id.
     async fn deliver(&self, to: ChatTarget, piece: &Piece, reply_to: Option<i64>) -> Result<i64> {
-        let permit = self.pacer.acquire(to.chat).await;
+        let permit = self.paced(to.chat).await?;
         let result = match piece {
             Piece::Text(text) => self.client.send_message(to, &to_html(text), reply_to).await,
             Piece::Photo { photo, caption } => {
@@ -306,7 +324,7 @@ impl Inner {
         text: &FormattedText,
         caption: bool,
     ) -> Result<Edited> {
-        let permit = self.pacer.acquire(chat).await;
+        let permit = self.paced(chat).await?;
         let html = to_html(text);
         let result = if caption {
             self.client
@@ -1000,6 +1018,7 @@ impl Gateway for TelegramGateway {
     }
 
     async fn shutdown(&self) {
+        self.inner.stopping.cancel();
         let running = self.running.lock().await.take();
         self.inner
             .ctx

@@ -72,6 +72,11 @@ pub fn is_group(chat: i64) -> bool {
 #[derive(Debug)]
 pub struct Pacer {
     limits: PacingLimits,
+    /// No message before this: a previous process may have sent to any chat just before this
+    /// one started (a restart), and its slots are not known here. One per-chat window covers
+    /// the per-chat limit; the per-group and overall windows across a restart are left to
+    /// Telegram's 429s, which pause the bot.
+    not_before: Option<Instant>,
     state: Mutex<State>,
     /// Signalled when a request finishes, freeing a slot sooner than a timer would say.
     finished: Notify,
@@ -104,8 +109,18 @@ impl Pacer {
     pub fn new(limits: PacingLimits) -> Self {
         Self {
             limits,
+            not_before: None,
             state: Mutex::new(State::default()),
             finished: Notify::new(),
+        }
+    }
+
+    /// As [`Pacer::new`], but the first message waits one per-chat window: for a bot that may
+    /// have sent just before this process started.
+    pub fn after_restart(limits: PacingLimits) -> Self {
+        Self {
+            not_before: Some(Instant::now() + limits.per_chat.per),
+            ..Self::new(limits)
         }
     }
 
@@ -199,6 +214,9 @@ impl Pacer {
                 (Some(_), Some(_)) => Some(None),
             }
         };
+        if let Some(gate) = self.not_before.filter(|g| *g > now) {
+            merge(Some(Some(gate)));
+        }
         if let Some(until) = state.paused_until {
             if until > now {
                 merge(Some(Some(until)));
