@@ -148,12 +148,68 @@ pub(crate) fn check_inbound<'a>(
     }
 }
 
+/// A bench node with one gateway account (`bench`) and two groups, one to link out and one to
+/// link in; nicknames off so texts arrive as posted.
+pub(crate) struct GatewayBench {
+    pub dir: std::path::PathBuf,
+    pub node: Node,
+    pub out_group: GroupId,
+    pub in_group: GroupId,
+}
+
+impl GatewayBench {
+    pub(crate) async fn start(kind: &str, config: serde_json::Value) -> anyhow::Result<Self> {
+        let dir = tempfile_dir(&format!("rumgate-bench-{kind}"))?;
+        let mut cfg = bench_config(&dir)?;
+        // No fixed p2p port: the bench must not collide with a running node.
+        cfg.p2p.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+        let node = Node::start(cfg).await?;
+        node.gateways()
+            .create_account(kind, "bench", config)
+            .await?;
+        let group = |suffix: &'static str| {
+            let name = format!("{kind}-bench-{suffix}");
+            let engine = node.engine().clone();
+            async move { anyhow::Ok(engine.create_group(&name, GroupKind::Public).await?.id()) }
+        };
+        let out_group = group("out").await?;
+        let in_group = group("in").await?;
+        Ok(Self {
+            dir,
+            node,
+            out_group,
+            in_group,
+        })
+    }
+
+    pub(crate) async fn link(
+        &self,
+        group_id: GroupId,
+        chat: &str,
+        direction: &str,
+    ) -> anyhow::Result<()> {
+        self.node
+            .gateways()
+            .create_link(NewLink {
+                group_id,
+                gateway: "bench".into(),
+                chat: chat.to_string(),
+                direction: direction.into(),
+                backfill: 0,
+                nick_format: Some(String::new()),
+                options: serde_json::json!({}),
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn stop(self) {
+        self.node.shutdown().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 pub async fn run(a: MixinArgs) -> anyhow::Result<()> {
-    let dir = tempfile_dir("rumgate-bench-mixin")?;
-    let mut cfg = bench_config(&dir)?;
-    // No fixed p2p port: the bench must not collide with a running node.
-    cfg.p2p.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-    let node = Node::start(cfg).await?;
     let fake = FakeMixin::start(FakeBot::fixture()).await?;
     let bot = fake.bot().user_id.clone();
     fake.add_user(DAVE, "Dave");
@@ -165,35 +221,15 @@ pub async fn run(a: MixinArgs) -> anyhow::Result<()> {
     }
     let inbound_conv = rumgate_mixin::unique_conversation_id(&bot, "bench-in");
     fake.add_group(&inbound_conv, &[]);
-
-    let gws = node.gateways();
     let mut config = fake.config_json();
     config["rate_limit_backoff_ms"] = a.backoff_ms.into();
-    gws.create_account("mixin", "bench", config).await?;
-    let out_group = node
-        .engine()
-        .create_group("mixin-bench-out", GroupKind::Public)
-        .await?
-        .id();
-    let in_group = node
-        .engine()
-        .create_group("mixin-bench-in", GroupKind::Public)
-        .await?
-        .id();
-    let link = |group_id, chat: &str, direction: &str| NewLink {
-        group_id,
-        gateway: "bench".into(),
-        chat: chat.to_string(),
-        direction: direction.into(),
-        backfill: 0,
-        nick_format: Some(String::new()),
-        options: serde_json::json!({}),
-    };
+    let bench = GatewayBench::start("mixin", config).await?;
+    let (node, out_group, in_group) = (&bench.node, bench.out_group, bench.in_group);
     for c in &convs {
-        gws.create_link(link(out_group, c, "out")).await?;
+        bench.link(out_group, c, "out").await?;
     }
-    gws.create_link(link(in_group, &inbound_conv, "in")).await?;
-    let included = record_inclusions(&node, |id, _| id.to_hex());
+    bench.link(in_group, &inbound_conv, "in").await?;
+    let included = record_inclusions(node, |id, _| id.to_hex());
 
     // Outbound.
     let every = (100 / a.rate_limited_percent.clamp(1, 100)).max(1);
@@ -294,7 +330,7 @@ pub async fn run(a: MixinArgs) -> anyhow::Result<()> {
     // Inclusion events may trail the acks by a block.
     let want: HashSet<String> = injected.iter().map(|(id, _)| id.clone()).collect();
     let (stored, _) = wait_included(
-        &node,
+        node,
         in_group,
         want.len(),
         &included,
@@ -346,8 +382,7 @@ pub async fn run(a: MixinArgs) -> anyhow::Result<()> {
         ms(percentile(&inject_lat, 0.99)),
         ms(inject_lat.last().copied().unwrap_or_default())
     );
-    node.shutdown().await;
+    bench.stop().await;
     fake.stop();
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -7,11 +7,10 @@
 //! * Inbound: M updates in a linked chat at a fixed rate; prints update→trx included latency and
 //!   checks each is stored once.
 
-use crate::bench::{bench_config, ms, percentile, record_inclusions, tempfile_dir};
-use crate::bench_mixin::{check_inbound, pace, wait_for, wait_included, InboundCheck};
-use crate::chain::GroupKind;
-use crate::gateways::NewLink;
-use crate::node::Node;
+use crate::bench::{ms, percentile, record_inclusions};
+use crate::bench_mixin::{
+    check_inbound, pace, wait_for, wait_included, GatewayBench, InboundCheck,
+};
 use clap::Args;
 use rumgate_telegram::fake::FakeBotApi;
 use rumgate_telegram::PacingLimits;
@@ -42,44 +41,22 @@ pub struct TelegramArgs {
 }
 
 pub async fn run(a: TelegramArgs) -> anyhow::Result<()> {
-    let dir = tempfile_dir("rumgate-bench-telegram")?;
-    let mut cfg = bench_config(&dir)?;
-    cfg.p2p.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-    let node = Node::start(cfg).await?;
     let fake = FakeBotApi::start().await;
-    let gws = node.gateways();
-    gws.create_account(
+    let bench = GatewayBench::start(
         "telegram",
-        "bench",
         serde_json::json!({"token": fake.token(), "api_url": fake.url(), "pacing_scale": a.pacing_scale}),
     )
     .await?;
-    let out_group = node
-        .engine()
-        .create_group("telegram-bench-out", GroupKind::Public)
-        .await?
-        .id();
-    let in_group = node
-        .engine()
-        .create_group("telegram-bench-in", GroupKind::Public)
-        .await?
-        .id();
-    let link = |group_id, chat: i64, direction: &str| NewLink {
-        group_id,
-        gateway: "bench".into(),
-        chat: chat.to_string(),
-        direction: direction.into(),
-        backfill: 0,
-        nick_format: Some(String::new()),
-        options: serde_json::json!({}),
-    };
+    let (node, out_group, in_group) = (&bench.node, bench.out_group, bench.in_group);
     let chats: Vec<i64> = (0..a.chats as i64).map(|k| -1009000000000 - k).collect();
     for c in &chats {
-        gws.create_link(link(out_group, *c, "out")).await?;
+        bench.link(out_group, &c.to_string(), "out").await?;
     }
     let inbound_chat = -1008000000000i64;
-    gws.create_link(link(in_group, inbound_chat, "in")).await?;
-    let included = record_inclusions(&node, |id, _| id.to_hex());
+    bench
+        .link(in_group, &inbound_chat.to_string(), "in")
+        .await?;
+    let included = record_inclusions(node, |id, _| id.to_hex());
 
     // Outbound.
     let limits = PacingLimits::default().scaled(a.pacing_scale);
@@ -197,7 +174,7 @@ pub async fn run(a: TelegramArgs) -> anyhow::Result<()> {
     }
     let want: HashSet<String> = injected.iter().map(|(id, _)| id.clone()).collect();
     let (stored, all) = wait_included(
-        &node,
+        node,
         in_group,
         want.len(),
         &included,
@@ -238,7 +215,6 @@ pub async fn run(a: TelegramArgs) -> anyhow::Result<()> {
         ms(percentile(&lat, 0.99)),
         ms(lat.last().copied().unwrap_or_default())
     );
-    node.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    bench.stop().await;
     Ok(())
 }
