@@ -203,6 +203,34 @@ impl GatewayBench {
         Ok(())
     }
 
+    /// Posts `o00000`, `o00001`, … to the out-group at `rate` per second, calling `before(i)`
+    /// ahead of post `i` (to inject faults); returns text → trx id.
+    pub(crate) async fn post_paced(
+        &self,
+        n: usize,
+        rate: u64,
+        mut before: impl FnMut(usize),
+    ) -> anyhow::Result<HashMap<String, String>> {
+        let start = Instant::now();
+        let mut posted = HashMap::new();
+        for i in 0..n {
+            pace(start, rate, i).await;
+            before(i);
+            let text = format!("o{i:05}");
+            let p = self
+                .node
+                .engine()
+                .post(
+                    &self.out_group,
+                    serde_json::json!({"content": text}),
+                    Default::default(),
+                )
+                .await?;
+            posted.insert(text, p.trx_id.to_hex());
+        }
+        Ok(posted)
+    }
+
     pub(crate) async fn stop(self) {
         self.node.shutdown().await;
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -241,24 +269,14 @@ pub async fn run(a: MixinArgs) -> anyhow::Result<()> {
     );
     fake.rate_limit_every(Some(every));
     let start = Instant::now();
-    let mut posted = HashMap::new();
-    for i in 0..a.posts {
-        pace(start, a.rate, i).await;
-        if i == a.posts / 3 || i == 2 * a.posts / 3 {
-            fake.fail_messages([Fault::DropAfterApply]);
-            fake.drop_sockets();
-        }
-        let text = format!("o{i:05}");
-        let p = node
-            .engine()
-            .post(
-                &out_group,
-                serde_json::json!({"content": text}),
-                Default::default(),
-            )
-            .await?;
-        posted.insert(text, p.trx_id.to_hex());
-    }
+    let posted = bench
+        .post_paced(a.posts, a.rate, |i| {
+            if i == a.posts / 3 || i == 2 * a.posts / 3 {
+                fake.fail_messages([Fault::DropAfterApply]);
+                fake.drop_sockets();
+            }
+        })
+        .await?;
     let expected: Vec<String> = (0..a.posts).map(|i| format!("o{i:05}")).collect();
     let all = wait_for(Duration::from_secs(600), || {
         convs.iter().all(|c| fake.bot_texts(c).len() >= a.posts)

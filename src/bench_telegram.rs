@@ -14,7 +14,7 @@ use crate::bench_mixin::{
 use clap::Args;
 use rumgate_telegram::fake::FakeBotApi;
 use rumgate_telegram::PacingLimits;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Args)]
@@ -78,20 +78,7 @@ pub async fn run(a: TelegramArgs) -> anyhow::Result<()> {
     );
     fake.set_429_storm(a.storm_percent as f64 / 100.0, 1..=3, 7);
     let start = Instant::now();
-    let mut posted = HashMap::new();
-    for i in 0..a.posts {
-        pace(start, a.rate, i).await;
-        let text = format!("o{i:05}");
-        let p = node
-            .engine()
-            .post(
-                &out_group,
-                serde_json::json!({"content": text}),
-                Default::default(),
-            )
-            .await?;
-        posted.insert(text, p.trx_id.to_hex());
-    }
+    let posted = bench.post_paced(a.posts, a.rate, |_| {}).await?;
     // One post reaches each chat once it is sent: a chat holds every post after `posts / chats`
     // rounds of pacing, and 429s pause the whole bot.
     let total = a.posts * chats.len();

@@ -573,16 +573,7 @@ async fn metrics_need_a_token_and_count_what_happened() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
-    let text = api
-        .http
-        .get(format!("{}/metrics", api.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = api.metrics().await;
     assert!(text.contains("rumgate_trx_ingested_total 1"), "{text}");
     assert!(text.contains("rumgate_blocks_produced_total 1"), "{text}");
     assert!(

@@ -64,16 +64,7 @@ async fn delivers_in_order_after_backfill_and_reports_status() {
     assert_eq!(status["delivered_total"], 23);
     assert!(status["last_error"].is_null());
     assert_eq!(status["options"]["secret"], "***", "secrets are write-only");
-    let metrics = api
-        .http
-        .get(format!("{}/metrics", api.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = api.metrics().await;
     assert!(
         metrics.contains(&format!("rumgate_link_outbox_depth{{link=\"{id}\"}} 0")),
         "{metrics}"

@@ -69,6 +69,19 @@ impl Api {
         v
     }
 
+    /// The Prometheus text of `/metrics`, read with the admin token.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("request sent")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// Creates a group; its id.
     pub async fn group(&self, name: &str) -> String {
         let (s, v) = self.post("/api/v1/groups", json!({"name": name})).await;

@@ -1324,25 +1324,7 @@ fn send_message(state: &mut State, p: &Params) -> Result<Value, ApiError> {
     if utf16_len(&text) > 4096 {
         return Err(ApiError::bad("message is too long"));
     }
-    let thread = p.i64("message_thread_id");
-    let c = state.writable_chat(chat)?;
-    let reply_to = reply_target(c, p)?;
-    c.next_id += 1;
-    let m = FakeMessage {
-        message_id: c.next_id,
-        thread,
-        from_bot: true,
-        text,
-        entities,
-        html,
-        reply_to,
-        photo: None,
-        edited: false,
-        deleted: false,
-    };
-    let v = message_json(&c.json(), &m);
-    c.messages.push(m);
-    Ok(v)
+    push_bot_message(state, p, chat, (text, entities, html), None)
 }
 
 fn send_photo(state: &mut State, p: &Params) -> Result<Value, ApiError> {
@@ -1359,6 +1341,18 @@ fn send_photo(state: &mut State, p: &Params) -> Result<Value, ApiError> {
     if utf16_len(&text) > 1024 {
         return Err(ApiError::bad("message caption is too long"));
     }
+    push_bot_message(state, p, chat, (text, entities, html), Some(bytes))
+}
+
+/// Stores a message the bot sent to `chat` (in `message_thread_id`, replying per the request)
+/// and answers it as the Bot API does.
+fn push_bot_message(
+    state: &mut State,
+    p: &Params,
+    chat: i64,
+    (text, entities, html): (String, Vec<Value>, Option<String>),
+    photo: Option<Vec<u8>>,
+) -> Result<Value, ApiError> {
     let thread = p.i64("message_thread_id");
     let c = state.writable_chat(chat)?;
     let reply_to = reply_target(c, p)?;
@@ -1371,7 +1365,7 @@ fn send_photo(state: &mut State, p: &Params) -> Result<Value, ApiError> {
         entities,
         html,
         reply_to,
-        photo: Some(bytes),
+        photo,
         edited: false,
         deleted: false,
     };
