@@ -108,7 +108,7 @@ impl Default for ApiConfig {
             token_file: None,
             max_body_bytes: 1024 * 1024,
             metrics_auth: true,
-            stream_buffer: crate::node::feed::FEED_BUFFER,
+            stream_buffer: crate::engine::feed::FEED_BUFFER,
         }
     }
 }

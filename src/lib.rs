@@ -3,15 +3,13 @@
 //! Start a node with [`node::Node::start`]; everything it runs is owned by that handle.
 
 pub mod api;
+#[cfg(feature = "bench")]
 pub mod bench;
-pub mod bench_mixin;
-pub mod bench_p2p;
-pub mod bench_telegram;
 pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod crypto;
-pub mod error;
+pub mod engine;
 pub mod gateways;
 pub mod metrics;
 pub mod node;

@@ -1,8 +1,8 @@
 //! JSON shapes of the API (hex for keys, ids and hashes; cursors as decimal strings).
 
 use crate::chain::{GroupId, TrxId};
-use crate::node::feed::ItemView;
-use crate::node::{Engine, GroupEntry};
+use crate::engine::feed::ItemView;
+use crate::engine::{Engine, GroupEntry};
 use crate::store::BlockSummary;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -1,7 +1,7 @@
 //! One `ApiError` with a single mapping to status + `{"error":{"code","message"}}`, and
 //! extractor wrappers whose rejections use it (so bad input never gets a plain-text body).
 
-use crate::error::NodeError;
+use crate::engine::error::NodeError;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::FromRequest;
 use axum::http::StatusCode;

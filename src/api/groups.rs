@@ -4,7 +4,8 @@ use super::dto::*;
 use super::error::{ApiResult, ErrorBody, Json, Path, Query};
 use super::ApiState;
 use crate::chain::GroupKind;
-use crate::node::Joined;
+use crate::engine::network::PeerList;
+use crate::engine::Joined;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -18,12 +19,10 @@ pub async fn node_info(State(st): State<ApiState>) -> Json<NodeInfo> {
     Json(NodeInfo {
         node_id: key.clone(),
         public_key: key,
-        peer_id: net.map(|n| n.peer_id().to_string()),
+        peer_id: net.map(|n| n.peer_id()),
         version: env!("CARGO_PKG_VERSION").into(),
         api_listen: st.api_addr.to_string(),
-        listen_addrs: net
-            .map(|n| n.listen_addrs().iter().map(ToString::to_string).collect())
-            .unwrap_or_default(),
+        listen_addrs: net.map(|n| n.listen_addrs()).unwrap_or_default(),
         peer_count: net.map_or(0, |n| n.peer_count()),
         groups: st.engine.groups().len(),
     })
@@ -31,18 +30,15 @@ pub async fn node_info(State(st): State<ApiState>) -> Json<NodeInfo> {
 
 /// Connected peers (with the groups they carry, gossip score and penalties) and banned peers.
 #[utoipa::path(get, path = "/api/v1/peers", tag = "node",
-    responses((status = 200, body = crate::p2p::PeerList)), security(("bearer" = [])))]
-pub async fn peers(State(st): State<ApiState>) -> ApiResult<Json<crate::p2p::PeerList>> {
+    responses((status = 200, body = PeerList)), security(("bearer" = [])))]
+pub async fn peers(State(st): State<ApiState>) -> ApiResult<Json<PeerList>> {
     let Some(net) = st.engine.network() else {
-        return Ok(Json(crate::p2p::PeerList {
-            peers: Vec::new(),
-            banned: Vec::new(),
-        }));
+        return Ok(Json(PeerList::default()));
     };
     let list = net
         .peers()
         .await
-        .map_err(|_| crate::error::NodeError::ShuttingDown)?;
+        .map_err(|_| crate::engine::error::NodeError::ShuttingDown)?;
     Ok(Json(list))
 }
 

@@ -13,7 +13,7 @@ mod tokens;
 
 pub use auth::Scope;
 
-use crate::node::Engine;
+use crate::engine::Engine;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;

@@ -5,8 +5,8 @@ use super::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use super::ApiState;
 use crate::chain::object::{is_content_type, RefKind};
 use crate::chain::{TrxId, TrxKind};
-use crate::node::feed::{open_post, ItemView};
-use crate::node::PostOptions;
+use crate::engine::feed::{open_post, ItemView};
+use crate::engine::PostOptions;
 use crate::store::{IdempotencyKey, IncludedTrx, TrxStatus};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -99,7 +99,7 @@ pub async fn create(
             .await
     } else if posted.replayed {
         match st.engine.store().trx_status(trx_id).await? {
-            Some(TrxStatus::Included(r)) => Some(crate::node::Inclusion {
+            Some(TrxStatus::Included(r)) => Some(crate::engine::Inclusion {
                 height: r.height,
                 cursor: r.seq,
             }),

@@ -3,8 +3,8 @@
 use super::render::{object_of, origin_json, MAX_HOPS};
 use super::{worker, Gateways};
 use crate::chain::GroupId;
-use crate::error::NodeError;
-use crate::node::PostOptions;
+use crate::engine::error::NodeError;
+use crate::engine::PostOptions;
 use crate::store::InboundKey;
 use rumgate_gateway::{Ack, GatewayError, InboundEvent, InboundReceiver};
 use serde_json::json;

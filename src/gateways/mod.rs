@@ -13,8 +13,8 @@ mod worker;
 pub use factory::KINDS;
 
 use crate::chain::GroupId;
-use crate::error::NodeError;
-use crate::node::Engine;
+use crate::engine::error::NodeError;
+use crate::engine::Engine;
 use crate::store::{AccountRecord, LinkRecord};
 use crate::util::now_ms;
 use rumgate_gateway::{inbound_channel, DynGateway, GatewayContext, InboundSink};

@@ -9,8 +9,8 @@ use super::render::{attachments_of, author_of, origin_of, text_of};
 use super::{LinkHealth, LinkRuntime};
 use crate::chain::object::PostPayload;
 use crate::chain::{TrxId, TrxKind};
-use crate::node::feed::open_post;
-use crate::node::{ChainEvent, Engine};
+use crate::engine::feed::open_post;
+use crate::engine::{ChainEvent, Engine};
 use crate::store::{DeadLetter, IncludedTrx, MapChange, RemotePart, TrxStatus};
 use crate::util::now_ms;
 use rumgate_gateway::{
@@ -365,7 +365,7 @@ async fn deliver(
 
 /// The item as the API shows it (what webhooks forward).
 fn item_json(row: &IncludedTrx, object: &Value, origin: Option<&Value>) -> Value {
-    serde_json::to_value(crate::node::feed::ItemView::new(
+    serde_json::to_value(crate::engine::feed::ItemView::new(
         row.seq,
         row.height,
         &row.trx,

@@ -149,3 +149,51 @@ impl Client {
         let _ = self.send(Command::Penalize { peer, reason, ban }).await;
     }
 }
+
+#[async_trait::async_trait]
+impl crate::engine::Network for Client {
+    async fn publish_trx(&self, trx: &Trx) -> Result<(), String> {
+        Client::publish_trx(self, trx)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn publish_block(&self, block: &Block) -> Result<(), String> {
+        Client::publish_block(self, block)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn group_added(&self, group: GroupId, bootstrap: &[String]) {
+        let addrs = bootstrap.iter().filter_map(|a| a.parse().ok()).collect();
+        // Closed only while shutting down.
+        let _ = Client::group_added(self, group, addrs).await;
+    }
+
+    async fn group_removed(&self, group: GroupId) {
+        let _ = Client::group_removed(self, group).await;
+    }
+
+    async fn peers(&self) -> Result<PeerList, String> {
+        Client::peers(self).await.map_err(|e| e.to_string())
+    }
+
+    fn peer_id(&self) -> String {
+        Client::peer_id(self).to_string()
+    }
+
+    fn listen_addrs(&self) -> Vec<String> {
+        Client::listen_addrs(self)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    fn peer_count(&self) -> usize {
+        Client::peer_count(self)
+    }
+
+    fn sync_progress(&self, group: &GroupId) -> Option<SyncProgress> {
+        Client::sync_progress(self, group)
+    }
+}

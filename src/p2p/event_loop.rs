@@ -11,7 +11,7 @@ use super::{
     advertised_addrs, is_loopback, BannedPeer, Client, P2pError, PeerInfo, PeerList, Shared,
 };
 use crate::chain::GroupId;
-use crate::node::Engine;
+use crate::engine::Engine;
 use libp2p::futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId, PublishError};
 use libp2p::multiaddr::Protocol;

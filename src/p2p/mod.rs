@@ -12,17 +12,17 @@ mod client;
 pub(crate) mod event_loop;
 pub mod protocol;
 
+pub use crate::engine::network::{BannedPeer, PeerInfo, PeerList, SyncProgress};
 pub use client::Client;
 
 use crate::chain::GroupId;
 use crate::config::P2pConfig;
-use crate::node::Engine;
+use crate::engine::Engine;
 use behaviour::Behaviour;
 use libp2p::futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{identity, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
-use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, RwLock};
@@ -50,43 +50,6 @@ pub enum P2pError {
     Request { peer: PeerId, reason: String },
     #[error("the network layer has stopped")]
     Closed,
-}
-
-/// What the network knows about a group's chain beyond this node.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct SyncProgress {
-    /// The highest height any peer has reported or gossiped.
-    pub remote_height: u64,
-    /// A sync exchange is in progress.
-    pub active: bool,
-}
-
-/// One connected peer, as `GET /api/v1/peers` shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct PeerInfo {
-    pub peer_id: String,
-    pub addrs: Vec<String>,
-    pub agent: Option<String>,
-    /// Group ids (hex) whose topic the peer subscribes to.
-    pub groups: Vec<String>,
-    /// gossipsub peer score (negative after invalid messages).
-    pub score: Option<f64>,
-    pub penalties: u32,
-}
-
-/// A peer refused for a while after sending invalid data.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct BannedPeer {
-    pub peer_id: String,
-    pub reason: String,
-    /// Seconds until the ban lifts.
-    pub remaining_secs: u64,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct PeerList {
-    pub peers: Vec<PeerInfo>,
-    pub banned: Vec<BannedPeer>,
 }
 
 /// Figures the event loop and the chain actor publish for synchronous readers (the API).

@@ -1,12 +1,7 @@
-//! The `Node` handle: starts the store, keys, producer and API; owns every task; shuts down.
+//! The composition root: the `Node` handle starts the store, keys, engine, producer, p2p,
+//! gateways and API; owns every task; shuts down in reverse order.
 
-mod engine;
-pub mod feed;
-mod groups;
-mod producer;
-
-pub use engine::{ChainEvent, Engine, Inclusion, Joined, PostOptions, Posted};
-pub use groups::{GroupEntry, Role};
+use crate::engine::{producer, Engine, GroupEntry};
 
 use crate::api;
 use crate::chain::verify::verify_genesis;
@@ -37,6 +32,7 @@ pub enum TokenSource {
 pub struct Node {
     engine: Arc<Engine>,
     gateways: Arc<crate::gateways::Gateways>,
+    net: crate::p2p::Client,
     cancel: CancellationToken,
     tasks: TaskTracker,
     api_addr: SocketAddr,
@@ -115,7 +111,7 @@ impl Node {
                 return Err(e).context("starting the peer-to-peer network");
             }
         };
-        engine.set_network(net);
+        engine.set_network(Arc::new(net.clone()));
         tasks.spawn(producer::run(
             engine.clone(),
             produce_rx,
@@ -153,13 +149,14 @@ impl Node {
         tracing::info!(
             api = %api_addr,
             node = %hex::encode(engine.public_key()),
-            peer = %engine.network().map(|n| n.peer_id().to_string()).unwrap_or_default(),
+            peer = %net.peer_id(),
             groups = engine.groups().len(),
             "rumgate node started"
         );
         Ok(Node {
             engine,
             gateways,
+            net,
             cancel,
             tasks,
             api_addr,
@@ -178,11 +175,7 @@ impl Node {
 
     /// The peer-to-peer network handle (peer id, listen addresses, peers).
     pub fn p2p(&self) -> &crate::p2p::Client {
-        // Set in `start` before the node is returned.
-        match self.engine.network() {
-            Some(n) => n,
-            None => unreachable!("Node::start sets the network before returning"),
-        }
+        &self.net
     }
 
     pub fn gateways(&self) -> &Arc<crate::gateways::Gateways> {

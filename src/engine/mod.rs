@@ -1,7 +1,15 @@
-//! The engine: group lifecycle and posting on top of the chain rules and the store.
+//! The engine: the domain service — group lifecycle and posting on top of the chain rules and
+//! the store. Everything above it (API, p2p, gateways) calls into it; it calls nothing above.
 
-use super::feed::{open_post, Batch, FeedItem, Hub, ItemView};
-use super::groups::{GroupEntry, Groups, Role};
+pub mod error;
+pub mod feed;
+mod groups;
+pub mod network;
+pub(crate) mod producer;
+
+pub use groups::{GroupEntry, Role};
+pub use network::Network;
+
 use crate::chain::object::{self, RefKind};
 use crate::chain::seed::{Seed, VerifiedSeed};
 use crate::chain::verify::{verify_genesis, verify_trx};
@@ -10,10 +18,12 @@ use crate::chain::{
     PROTOCOL_VERSION,
 };
 use crate::crypto::{random_bytes, GroupKey, Identity};
-use crate::error::NodeError;
 use crate::metrics::Metrics;
 use crate::store::{Committed, JoinOutcome, Store};
 use crate::store::{IdempotencyKey, InboundKey, Submitted};
+use error::NodeError;
+use feed::{open_post, Batch, FeedItem, Hub, ItemView};
+use groups::Groups;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -23,6 +33,8 @@ use crate::util::now_ms;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
+
+type NetworkHandle = Arc<dyn Network>;
 use tokio::sync::{broadcast, mpsc};
 
 pub const MAX_GROUP_NAME_CHARS: usize = 128;
@@ -43,8 +55,8 @@ pub struct Engine {
     hub: Hub,
     metrics: Arc<Metrics>,
     waiters: Mutex<HashMap<TrxId, Vec<oneshot::Sender<Inclusion>>>>,
-    /// The network handle, set once the p2p layer has started (absent in API-only tests).
-    net: OnceLock<crate::p2p::Client>,
+    /// The network, set once it has started (absent in API-only tests).
+    net: OnceLock<NetworkHandle>,
 }
 
 /// Where a trx was included.
@@ -107,12 +119,12 @@ impl Engine {
     }
 
     /// The peer-to-peer network, once started.
-    pub fn network(&self) -> Option<&crate::p2p::Client> {
-        self.net.get()
+    pub fn network(&self) -> Option<&dyn Network> {
+        self.net.get().map(|n| n.as_ref())
     }
 
-    pub(crate) fn set_network(&self, client: crate::p2p::Client) {
-        let _ = self.net.set(client);
+    pub(crate) fn set_network(&self, net: NetworkHandle) {
+        let _ = self.net.set(net);
     }
 
     /// Whether this node produces blocks for the group (else it follows it over the network).
@@ -210,11 +222,7 @@ impl Engine {
 
     /// This node's own addresses first, then the addresses the group came with.
     fn seed_bootstrap(&self, entry: &GroupEntry) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .net
-            .get()
-            .map(|n| n.listen_addrs().iter().map(ToString::to_string).collect())
-            .unwrap_or_default();
+        let mut out: Vec<String> = self.net.get().map(|n| n.listen_addrs()).unwrap_or_default();
         for b in &entry.bootstrap {
             if !out.contains(b) {
                 out.push(b.clone());
@@ -267,7 +275,7 @@ impl Engine {
     pub async fn leave(&self, id: &GroupId, purge: bool) -> Result<(), NodeError> {
         let known = self.groups.remove(id).is_some();
         if let Some(net) = self.net.get() {
-            let _ = net.group_removed(*id).await;
+            net.group_removed(*id).await;
         }
         let stored = self.store.leave_group(*id, purge).await?;
         if !known && !stored {
@@ -349,8 +357,7 @@ impl Engine {
     /// Subscribes the network to a group's topic and dials the addresses it came with.
     async fn announce_group(&self, gid: GroupId, bootstrap: &[String]) {
         if let Some(net) = self.net.get() {
-            let addrs = bootstrap.iter().filter_map(|a| a.parse().ok()).collect();
-            let _ = net.group_added(gid, addrs).await;
+            net.group_added(gid, bootstrap).await;
         }
     }
 

@@ -9,10 +9,11 @@
 //! 3. Catch-up: a fresh node D joins from A alone and syncs the whole chain; trx/s.
 //! 4. Check: every acknowledged trx is on every node exactly once, same order, same block hashes.
 
-use crate::bench::{fill_store, ms, percentile, tempfile_dir};
+use super::harness::{closed_loop_with, fill_store, ms, open_loop_with, percentile, tempfile_dir};
 use crate::chain::{GroupId, TrxId};
 use crate::config::Config;
-use crate::node::{ChainEvent, Node};
+use crate::engine::ChainEvent;
+use crate::node::Node;
 use anyhow::{ensure, Context};
 use clap::Args;
 use secrecy::SecretString;
@@ -97,7 +98,7 @@ fn record(node: &Node, lagged: Arc<AtomicUsize>) -> (Seen, tokio::task::JoinHand
     (seen, h)
 }
 
-type Phase = crate::bench::Phase<TrxId>;
+type Phase = super::harness::Phase<TrxId>;
 
 async fn post_one(node: &Node, gid: GroupId, body: &serde_json::Value) -> Option<(TrxId, Instant)> {
     let start = Instant::now();
@@ -115,7 +116,7 @@ async fn open_loop(
     rate: u64,
     secs: u64,
 ) -> Phase {
-    crate::bench::open_loop_with((rate * secs) as usize, rate, |i| {
+    open_loop_with((rate * secs) as usize, rate, |i| {
         let node = nodes[i % nodes.len()].clone();
         let body = body.clone();
         async move { post_one(&node, gid, &body).await }
@@ -131,7 +132,7 @@ async fn closed_loop(
     conc: usize,
 ) -> Phase {
     let (nodes, body) = (nodes.to_vec(), body.clone());
-    crate::bench::closed_loop_with(n, conc, move |i| {
+    closed_loop_with(n, conc, move |i| {
         let node = nodes[i % nodes.len()].clone();
         let body = body.clone();
         async move { post_one(&node, gid, &body).await }

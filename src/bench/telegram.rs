@@ -7,10 +7,8 @@
 //! * Inbound: M updates in a linked chat at a fixed rate; prints update→trx included latency and
 //!   checks each is stored once.
 
-use crate::bench::{ms, percentile, record_inclusions};
-use crate::bench_mixin::{
-    check_inbound, pace, wait_for, wait_included, GatewayBench, InboundCheck,
-};
+use super::gateway::{check_inbound, wait_included, GatewayBench, InboundCheck};
+use super::harness::{ms, pace, percentile, record_inclusions, wait_for};
 use clap::Args;
 use rumgate_telegram::fake::FakeBotApi;
 use rumgate_telegram::PacingLimits;

@@ -1,6 +1,6 @@
 //! The POA producer loop: turns pending trx of groups this node produces into signed blocks.
 
-use super::engine::Engine;
+use super::Engine;
 use crate::chain::verify::produce_block;
 use crate::chain::MAX_BLOCK_BYTES;
 use crate::util::now_ms;
