@@ -9,6 +9,8 @@ use std::time::Duration;
 pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:8002";
 pub const DEFAULT_P2P_LISTEN: &str = "/ip4/0.0.0.0/tcp/7002";
+/// Blocks a live-stream client may fall behind before it is told to resume from its cursor.
+pub const DEFAULT_STREAM_BUFFER: usize = 1024;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -108,7 +110,7 @@ impl Default for ApiConfig {
             token_file: None,
             max_body_bytes: 1024 * 1024,
             metrics_auth: true,
-            stream_buffer: crate::engine::feed::FEED_BUFFER,
+            stream_buffer: DEFAULT_STREAM_BUFFER,
         }
     }
 }

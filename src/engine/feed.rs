@@ -11,10 +11,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
-/// Batches buffered per group for live subscribers; a subscriber further behind is told to
-/// resume from its cursor (it never holds the node back).
-pub const FEED_BUFFER: usize = 1024;
-
 /// One included item as the API shows it (posts listing, SSE, WebSocket).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ItemView {
@@ -94,7 +90,7 @@ pub struct Hub {
 
 impl Default for Hub {
     fn default() -> Self {
-        Self::with_capacity(FEED_BUFFER)
+        Self::with_capacity(crate::config::DEFAULT_STREAM_BUFFER)
     }
 }
 

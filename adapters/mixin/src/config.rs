@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 use zeroize::Zeroizing;
 
-use crate::convert::decode_base64_lenient;
+use crate::b64::decode_base64_lenient;
 use crate::error::Error;
 
 /// Where the Mixin HTTP API lives.

@@ -1,16 +1,13 @@
 //! Mixin messages ↔ the gateway model: payload encodings, what an incoming message becomes,
 //! and the outgoing messages (with deterministic ids) a send, edit or delete becomes.
 
-use base64::alphabet;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
-use base64::engine::DecodePaddingMode;
-use base64::Engine as _;
 use rumgate_gateway::text::{split_text, Unit};
 use rumgate_gateway::{Attachment, AttachmentKind, FormattedText};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+pub use crate::b64::{decode_base64_lenient, encode_payload};
 use crate::blaze::MessageView;
 use crate::client::MessageRequest;
 
@@ -26,31 +23,6 @@ pub const PLAIN_POST: &str = "PLAIN_POST";
 pub const PLAIN_IMAGE: &str = "PLAIN_IMAGE";
 pub const PLAIN_DATA: &str = "PLAIN_DATA";
 pub const MESSAGE_RECALL: &str = "MESSAGE_RECALL";
-
-/// Decodes base64 in either alphabet, with or without padding, ignoring surrounding whitespace.
-pub fn decode_base64_lenient(s: &str) -> Option<Vec<u8>> {
-    const LENIENT: GeneralPurpose = GeneralPurpose::new(
-        &alphabet::URL_SAFE,
-        GeneralPurposeConfig::new()
-            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
-            .with_decode_allow_trailing_bits(true),
-    );
-    let normalized: String = s
-        .trim()
-        .chars()
-        .map(|c| match c {
-            '+' => '-',
-            '/' => '_',
-            c => c,
-        })
-        .collect();
-    LENIENT.decode(normalized).ok()
-}
-
-/// Encodes a payload the way Mixin wants it sent: URL-safe base64 without padding.
-pub fn encode_payload(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
 
 /// The payload bytes of an incoming message: `data_base64` if present, else `data`.
 pub fn payload(view: &MessageView) -> Option<Vec<u8>> {
@@ -369,23 +341,6 @@ mod tests {
             data: data.into(),
             ..MessageView::default()
         }
-    }
-
-    #[test]
-    fn decodes_both_alphabets_with_and_without_padding() {
-        let bytes = "héllo 👋 — ?>>".as_bytes();
-        for engine in [
-            base64::engine::general_purpose::STANDARD,
-            base64::engine::general_purpose::STANDARD_NO_PAD,
-            base64::engine::general_purpose::URL_SAFE,
-            base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        ] {
-            let enc = engine.encode(bytes);
-            assert_eq!(decode_base64_lenient(&enc).as_deref(), Some(bytes), "{enc}");
-        }
-        assert_eq!(decode_base64_lenient("!!"), None);
-        assert_eq!(encode_payload(bytes), URL_SAFE_NO_PAD.encode(bytes));
-        assert!(!encode_payload(bytes).contains(['=', '+', '/']));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //!   so a crash in between makes Mixin deliver it again.
 
 pub mod auth;
+mod b64;
 pub mod blaze;
 pub mod client;
 pub mod config;
