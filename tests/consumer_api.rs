@@ -654,7 +654,11 @@ async fn posts_page_newest_first_with_before_and_order_desc() {
         .await;
     assert_eq!((s, code(&v)), (400, "invalid_cursor"));
     let (s, v) = api
-        .call(reqwest::Method::GET, &format!("{posts}?order=sideways"), None)
+        .call(
+            reqwest::Method::GET,
+            &format!("{posts}?order=sideways"),
+            None,
+        )
         .await;
     assert_eq!((s, code(&v)), (400, "invalid_query"));
     assert!(
@@ -743,6 +747,12 @@ async fn openapi_documents_every_route_the_router_serves() {
         ("post", "/hooks/{link_id}"),
         ("get", "/"),
         ("get", "/app.js"),
+        ("get", "/web/api.js"),
+        ("get", "/web/render.js"),
+        ("get", "/web/timeline.js"),
+        ("get", "/web/gateways.js"),
+        ("get", "/web/status.js"),
+        ("get", "/web/style.css"),
     ];
     for (m, p) in contract {
         assert!(
