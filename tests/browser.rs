@@ -693,7 +693,7 @@ async fn gateway_links_show_health_and_last_error_and_retry_dead_letters() {
     let gid = api.group("bridged").await;
     for text in [
         "Standup at 10:00",
-        "Deploy finished ✅",
+        "Deploy finished: v1.4.2",
         "Can someone review #42?",
     ] {
         api.note_wait(&gid, json!({"content": text})).await;

@@ -66,6 +66,7 @@ const timeline = new Timeline({
 
 const gateways = new Gateways({
   onError: showError,
+  onDone: clearError,
   currentGroup: () => state.current,
   groupName: (id) => { const g = state.groups.find((x) => x.group_id === id); return g ? g.name : shortKey(id); },
 });

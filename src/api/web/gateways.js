@@ -11,7 +11,7 @@ const CHAT_HINT = {
 };
 
 export class Gateways {
-  /** ctx: { onError(err, what), currentGroup() → group info or null, groupName(id) } */
+  /** ctx: { onError(err, what), onDone() (clears the error), currentGroup() → group info or null, groupName(id) } */
   constructor(ctx) {
     this.ctx = ctx;
     this.accounts = [];
@@ -127,6 +127,7 @@ export class Gateways {
     }
     try {
       await api("/api/v1/gateways", { method: "POST", body });
+      this.ctx.onDone();
       for (const id of ["gw-name", "gw-tg-token", "gw-tg-token-file", "gw-tg-api-url", "gw-mx-keystore", "gw-mx-keystore-file"]) $(id).value = "";
       await this.refresh();
     } catch (e) { this.ctx.onError(e, "Adding the account"); }
@@ -152,6 +153,7 @@ export class Gateways {
     }
     try {
       const l = await api("/api/v1/links", { method: "POST", body });
+      this.ctx.onDone();
       $("link-status").textContent = "linked " + l.id + (l.inbound_url ? " · inbound " + location.origin + l.inbound_url : "");
       $("link-chat").value = "";
       $("link-wh-secret").value = "";
@@ -162,6 +164,7 @@ export class Gateways {
   async deleteAccount(a) {
     try {
       await api("/api/v1/gateways/" + encodeURIComponent(a.id), { method: "DELETE" });
+      this.ctx.onDone();
       await this.refresh();
     } catch (e) { this.ctx.onError(e, "Deleting the account"); }
   }
@@ -169,6 +172,7 @@ export class Gateways {
   async deleteLink(l) {
     try {
       await api("/api/v1/links/" + encodeURIComponent(l.id), { method: "DELETE" });
+      this.ctx.onDone();
       await this.refresh();
     } catch (e) { this.ctx.onError(e, "Removing the link"); }
   }
@@ -176,6 +180,7 @@ export class Gateways {
   async retry(l) {
     try {
       const r = await api("/api/v1/links/" + encodeURIComponent(l.id) + "/retry", { method: "POST" });
+      this.ctx.onDone();
       $("link-status").textContent = "retrying " + r.retrying + " dead letter(s)";
       await this.refresh();
     } catch (e) { this.ctx.onError(e, "Retrying"); }
