@@ -559,6 +559,115 @@ async fn objects_are_validated_and_rules_on_references_hold() {
     node.shutdown().await;
 }
 
+/// `(cursor, content or "(deleted)")` of a posts page, and its `next_cursor`.
+fn page(v: &Value) -> (Vec<(String, String)>, String) {
+    let items = v["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no items in {v}"))
+        .iter()
+        .map(|i| {
+            let text = if i["deleted"] == true {
+                "(deleted)".to_string()
+            } else {
+                i["object"]["content"].as_str().unwrap().to_string()
+            };
+            (i["cursor"].as_str().unwrap().to_string(), text)
+        })
+        .collect();
+    (items, v["next_cursor"].as_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn posts_page_newest_first_with_before_and_order_desc() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path()).await;
+    let api = Api::of(&node);
+    let gid = api.group("pages").await;
+    let posts = format!("/api/v1/groups/{gid}/posts");
+    let (items, next) = page(&api.get(&format!("{posts}?order=desc")).await);
+    assert!(items.is_empty());
+    assert_eq!(next, "0", "an empty group pages from 0");
+
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let v = api
+            .note_wait(&gid, json!({"content": format!("n{i}")}))
+            .await;
+        ids.push(v["trx_id"].as_str().unwrap().to_string());
+        // Activities between the notes: skipped by the timeline, in both directions.
+        api.note_wait(&gid, json!({"type": "Like", "object": ids[i]}))
+            .await;
+    }
+    api.note_wait(
+        &gid,
+        json!({"type": "Update", "object": {"id": ids[5], "type": "Note", "content": "n5 edited"}}),
+    )
+    .await;
+    api.note_wait(&gid, json!({"type": "Delete", "object": ids[4]}))
+        .await;
+
+    // The newest page first: edits applied, deletes as tombstones, newest at index 0.
+    let (first, next) = page(&api.get(&format!("{posts}?order=desc&limit=3")).await);
+    let texts: Vec<_> = first.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(texts, ["n6", "n5 edited", "(deleted)"]);
+    assert_eq!(next, first[2].0, "continue before the oldest item returned");
+    // `before` pages backwards until the start; the last page is short.
+    let (second, next) = page(&api.get(&format!("{posts}?before={next}&limit=3")).await);
+    let texts: Vec<_> = second.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(texts, ["n3", "n2", "n1"]);
+    let (third, next) = page(&api.get(&format!("{posts}?before={next}&limit=3")).await);
+    let texts: Vec<_> = third.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(texts, ["n0"]);
+    let (none, end) = page(&api.get(&format!("{posts}?before={next}&limit=3")).await);
+    assert!(none.is_empty());
+    assert_eq!(end, next, "nothing older: next_cursor is the cursor sent");
+
+    // Together, exactly the chain-order listing reversed (which is unchanged).
+    let (asc, asc_next) = page(&api.get(&posts).await);
+    let mut desc: Vec<_> = [first, second, third].concat();
+    desc.reverse();
+    assert_eq!(desc, asc);
+    let (_, again) = page(&api.get(&format!("{posts}?after={asc_next}")).await);
+    assert_eq!(again, asc_next, "`after` keeps its behaviour");
+
+    // `after` bounds a newest-first page from below.
+    let (range, _) = page(
+        &api.get(&format!("{posts}?before={}&after={}", asc[5].0, asc[1].0))
+            .await,
+    );
+    let texts: Vec<_> = range.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(texts, ["(deleted)", "n3", "n2"]);
+    // Activities newest first.
+    let v = api
+        .get(&format!("{posts}?order=desc&activities=true&limit=2"))
+        .await;
+    let types: Vec<_> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["object"]["type"].as_str().unwrap_or("?").to_string())
+        .collect();
+    assert_eq!(types, ["Delete", "Update"]);
+
+    let (s, v) = api
+        .call(reqwest::Method::GET, &format!("{posts}?before=x"), None)
+        .await;
+    assert_eq!((s, code(&v)), (400, "invalid_cursor"));
+    let (s, v) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("{posts}?order=sideways"),
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&v)), (400, "invalid_query"));
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("order"),
+        "{v}"
+    );
+    node.shutdown().await;
+}
+
 #[tokio::test]
 async fn metrics_need_a_token_and_count_what_happened() {
     let dir = tempfile::tempdir().unwrap();
@@ -638,6 +747,12 @@ async fn openapi_documents_every_route_the_router_serves() {
         ("post", "/hooks/{link_id}"),
         ("get", "/"),
         ("get", "/app.js"),
+        ("get", "/web/api.js"),
+        ("get", "/web/render.js"),
+        ("get", "/web/timeline.js"),
+        ("get", "/web/gateways.js"),
+        ("get", "/web/status.js"),
+        ("get", "/web/style.css"),
     ];
     for (m, p) in contract {
         assert!(

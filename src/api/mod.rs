@@ -10,6 +10,7 @@ mod groups;
 mod posts;
 pub mod stream;
 mod tokens;
+mod web;
 
 pub use auth::Scope;
 
@@ -119,8 +120,14 @@ fn routes(state: &ApiState) -> OpenApiRouter<ApiState> {
         .routes(routes!(health))
         .routes(routes!(metrics))
         .routes(routes!(openapi_json))
-        .routes(routes!(web_page))
-        .routes(routes!(web_script))
+        .routes(routes!(web::page))
+        .routes(routes!(web::script))
+        .routes(routes!(web::api_module))
+        .routes(routes!(web::render_module))
+        .routes(routes!(web::timeline_module))
+        .routes(routes!(web::gateways_module))
+        .routes(routes!(web::status_module))
+        .routes(routes!(web::style))
         .routes(routes!(gateways::hook));
     let authed = OpenApiRouter::new()
         .routes(routes!(groups::node_info))
@@ -247,39 +254,6 @@ async fn openapi_json(State(st): State<ApiState>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
         st.openapi.to_string(),
-    )
-        .into_response()
-}
-
-const PAGE_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'unsafe-inline'; \
-    script-src 'self'; connect-src 'self'; frame-ancestors 'none'";
-
-/// The built-in web page: groups, timeline, post box, gateway status (static; the token stays
-/// in the browser).
-#[utoipa::path(get, path = "/", tag = "web",
-    responses((status = 200, description = "HTML page", content_type = "text/html", body = String)))]
-async fn web_page() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        include_str!("web/index.html"),
-    )
-        .into_response()
-}
-
-/// The web page's script.
-#[utoipa::path(get, path = "/app.js", tag = "web",
-    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
-async fn web_script() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        include_str!("web/app.js"),
     )
         .into_response()
 }

@@ -137,6 +137,16 @@ pub async fn create(
     Ok((status, Json(body)))
 }
 
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// Chain order, oldest first.
+    #[default]
+    Asc,
+    /// Newest first.
+    Desc,
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
@@ -144,6 +154,13 @@ pub struct ListParams {
     after: Option<String>,
     /// Alias of `after`.
     cursor: Option<String>,
+    /// Items before this cursor (exclusive), newest first (implies `order=desc`); continue with
+    /// `before=<next_cursor>`.
+    before: Option<String>,
+    /// `asc` (chain order, the default) or `desc` (newest first; without `before` it starts at
+    /// the newest item).
+    #[param(inline)]
+    order: Option<Order>,
     /// 1–500, default 50.
     limit: Option<usize>,
     /// Include each item's earlier versions.
@@ -176,7 +193,8 @@ fn parse_limit(limit: Option<usize>) -> ApiResult<usize> {
     }
 }
 
-/// Items in chain order with their current state (edits applied, deletes as tombstones).
+/// Items with their current state (edits applied, deletes as tombstones): in chain order after
+/// `after`, or newest first with `before` / `order=desc`.
 #[utoipa::path(
     get,
     path = "/api/v1/groups/{group_id}/posts",
@@ -193,33 +211,70 @@ pub async fn list(
     let gid = parse_group_id(&id)?;
     let entry = st.engine.group(&gid)?;
     let mut after = parse_cursor(p.after.as_deref().or(p.cursor.as_deref()))?;
+    let before = match p.before.as_deref() {
+        Some(b) => Some(parse_cursor(Some(b))?),
+        None => None,
+    };
     let limit = parse_limit(p.limit)?;
+    let desc = before.is_some() || p.order == Some(Order::Desc);
     let store = st.engine.store();
     let mut picked: Vec<(IncludedTrx, ItemView)> = Vec::new();
-    // Scan forward until `limit` items qualify or the chain ends.
-    loop {
-        let rows = store.list_trx(gid, after, MAX_LIMIT).await?;
-        let exhausted = rows.len() < MAX_LIMIT;
-        for r in rows {
-            after = r.seq;
-            if r.trx.body.kind != TrxKind::Post {
-                continue;
-            }
-            let payload = open_post(&r.trx, entry.key.as_ref());
-            let content = payload.as_ref().is_some_and(|p| is_content_type(&p.object));
-            if p.activities || content || payload.is_none() {
-                let view = ItemView::new(r.seq, r.height, &r.trx, payload);
-                picked.push((r, view));
-                if picked.len() == limit {
-                    break;
+    let wanted = |r: &IncludedTrx| -> Option<ItemView> {
+        if r.trx.body.kind != TrxKind::Post {
+            return None;
+        }
+        let payload = open_post(&r.trx, entry.key.as_ref());
+        let content = payload.as_ref().is_some_and(|p| is_content_type(&p.object));
+        (p.activities || content || payload.is_none())
+            .then(|| ItemView::new(r.seq, r.height, &r.trx, payload))
+    };
+    let next_cursor = if desc {
+        // Scan backward from `before` (or the newest) until `limit` items qualify or `after`.
+        let mut upper = before.unwrap_or(i64::MAX);
+        let batch = limit.clamp(DEFAULT_LIMIT, MAX_LIMIT);
+        'scan: loop {
+            let rows = store.list_trx_desc(gid, upper, after, batch).await?;
+            let exhausted = rows.len() < batch;
+            for r in rows {
+                upper = r.seq;
+                if let Some(view) = wanted(&r) {
+                    picked.push((r, view));
+                    if picked.len() == limit {
+                        break 'scan;
+                    }
                 }
             }
+            if exhausted {
+                break;
+            }
         }
-        if exhausted || picked.len() == limit {
-            break;
+        // Nothing older: the cursor sent (or "0" when none was).
+        if upper == i64::MAX {
+            before.unwrap_or(0)
+        } else {
+            upper
         }
+    } else {
+        // Scan forward until `limit` items qualify or the chain ends.
+        loop {
+            let rows = store.list_trx(gid, after, MAX_LIMIT).await?;
+            let exhausted = rows.len() < MAX_LIMIT;
+            for r in rows {
+                after = r.seq;
+                if let Some(view) = wanted(&r) {
+                    picked.push((r, view));
+                    if picked.len() == limit {
+                        break;
+                    }
+                }
+            }
+            if exhausted || picked.len() == limit {
+                break;
+            }
+        }
+        after
     }
-    let next_cursor = after.to_string();
+    .to_string();
     let ids: Vec<TrxId> = picked
         .iter()
         .filter(|(_, v)| v.object.as_ref().is_some_and(is_content_type))

@@ -199,8 +199,9 @@ pub(super) fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-/// Writes `n` small signed trx in full blocks straight through the store (the fast path).
-pub(super) async fn fill_store(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
+/// Writes `n` small signed trx in full blocks straight through the store (the fast path), in a
+/// public group owned by the node key of `dir`. Also used by the web page tests.
+pub async fn fill_store(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     // Create the node key the binary will load, so the group is owned by that node.
     let (owner, _) = crate::crypto::keystore::load_or_create(&dir.join("node.key"), None)?;

@@ -14,6 +14,8 @@ mod p2p;
 mod stream;
 mod telegram;
 
+pub use harness::fill_store;
+
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use harness::*;

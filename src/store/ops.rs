@@ -202,26 +202,25 @@ impl Store {
                 "SELECT seq, height, idx, data FROM trx
                  WHERE group_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             )?;
-            let rows = stmt
-                .query_map(params![&gid.0[..], after, limit as i64], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, Vec<u8>>(3)?,
-                    ))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.into_iter()
-                .map(|(seq, height, idx, data)| {
-                    Ok(IncludedTrx {
-                        seq,
-                        height: height as u64,
-                        idx: idx as u32,
-                        trx: decode_trx(&data)?,
-                    })
-                })
-                .collect()
+            included_rows(&mut stmt, params![&gid.0[..], after, limit as i64])
+        })
+        .await
+    }
+
+    /// Included trx of a group with `after < seq < before`, newest first (for reverse paging).
+    pub async fn list_trx_desc(
+        &self,
+        gid: GroupId,
+        before: i64,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<IncludedTrx>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, height, idx, data FROM trx
+                 WHERE group_id = ?1 AND seq < ?2 AND seq > ?3 ORDER BY seq DESC LIMIT ?4",
+            )?;
+            included_rows(&mut stmt, params![&gid.0[..], before, after, limit as i64])
         })
         .await
     }
@@ -575,4 +574,31 @@ impl BlockRows {
             trx: out,
         })
     }
+}
+
+/// Rows of `SELECT seq, height, idx, data FROM trx …` as included trx.
+fn included_rows(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<IncludedTrx>> {
+    let rows = stmt
+        .query_map(params, |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(|(seq, height, idx, data)| {
+            Ok(IncludedTrx {
+                seq,
+                height: height as u64,
+                idx: idx as u32,
+                trx: decode_trx(&data)?,
+            })
+        })
+        .collect()
 }

@@ -1,214 +1,283 @@
-// rumgate web page: plain fetch against the REST API; the token stays in this browser.
-"use strict";
-const $ = (id) => document.getElementById(id);
-let token = localStorage.getItem("rumgate-token") || "";
-// `/#token=…` hands the page a token once (a fragment never reaches the server or its logs).
-if (location.hash.startsWith("#token=")) {
-  token = decodeURIComponent(location.hash.slice(7));
-  localStorage.setItem("rumgate-token", token);
-  history.replaceState(null, "", location.pathname);
+// rumgate web page: sign-in, groups, timeline, gateways and node status, all through the
+// REST API of this node. The API token stays in this browser (localStorage).
+
+import { api, auth, post, groupPath, takeTokenFromHash, onUnauthorized, ApiError } from "./web/api.js";
+import { el, $, previewText, shortKey } from "./web/render.js";
+import { Timeline, confirmButton } from "./web/timeline.js";
+import { Gateways } from "./web/gateways.js";
+import { renderPeers, renderSync, renderPeople, nodeLine } from "./web/status.js";
+
+const GROUP_KEY = "rumgate-group";
+const REFRESH_MS = 5000;
+
+const state = { node: null, groups: [], current: null, replyTo: null, firstPage: false, refreshing: false, timer: null };
+
+// ---- errors, in words -----------------------------------------------------------------------
+
+function showError(err, what) {
+  const msg = err instanceof ApiError ? err.message + " (" + err.code + ")" : String(err && err.message ? err.message : err);
+  $("error-text").textContent = (what ? what + ": " : "") + msg;
+  $("error").hidden = false;
 }
-let current = null;      // selected group id
-let streamAbort = null;  // AbortController of the live stream
+function clearError() { $("error").hidden = true; $("error-text").textContent = ""; }
+$("error-close").addEventListener("click", clearError);
+window.addEventListener("unhandledrejection", (ev) => showError(ev.reason, "Unexpected error"));
 
-function headers(extra) {
-  return Object.assign({ "Authorization": "Bearer " + token }, extra || {});
-}
+// ---- sign-in --------------------------------------------------------------------------------
 
-async function api(path, opts) {
-  const resp = await fetch(path, Object.assign({ headers: headers(opts && opts.json ? { "Content-Type": "application/json" } : {}) }, opts || {}));
-  const body = await resp.json().catch(() => ({}));
-  if (!resp.ok) {
-    const e = body.error || {};
-    throw new Error((e.code || resp.status) + ": " + (e.message || resp.statusText));
-  }
-  return body;
-}
-
-function showError(e) { $("error").textContent = e ? String(e.message || e) : ""; }
-
-function renderItem(item) {
-  const div = document.createElement("div");
-  div.className = "item";
-  div.dataset.cursor = item.cursor;
-  div.dataset.trx = item.trx_id;
-  const o = item.object;
-  const meta = document.createElement("div");
-  meta.className = "meta";
-  const who = item.origin && item.origin.author && item.origin.author.name ? item.origin.author.name + " via " + item.origin.adapter : item.sender.slice(0, 8);
-  meta.textContent = "#" + item.height + " · " + who + " · " + new Date(item.timestamp).toLocaleString() + (item.edits ? " · edited" : "");
-  const body = document.createElement("div");
-  if (item.deleted || !o) {
-    body.className = "deleted";
-    body.textContent = item.deleted ? "(deleted)" : "(encrypted)";
-  } else if (o.type === "Image") {
-    const img = document.createElement("img");
-    img.className = "inline";
-    if (typeof o.url === "string" && o.url.startsWith("data:image/")) img.src = o.url;
-    body.appendChild(img);
-    if (o.content) body.appendChild(document.createTextNode(o.content));
-  } else if (o.type === "Note") {
-    body.textContent = (o.name ? o.name + "\n" : "") + o.content;
-    body.style.whiteSpace = "pre-wrap";
-  } else {
-    body.className = "meta";
-    body.textContent = o.type + " " + (typeof o.object === "string" ? o.object.slice(0, 12) : (o.object && o.object.id ? o.object.id.slice(0, 12) + ": " + (o.object.content || "") : ""));
-  }
-  div.append(meta, body);
-  return div;
+function showSignIn(reason) {
+  stop();
+  $("app").hidden = true;
+  $("sign-out").hidden = true;
+  $("signin").hidden = false;
+  $("node-info").textContent = "";
+  if (reason) showError(reason, "Sign-in failed");
+  $("signin-token").focus();
 }
 
-async function loadNode() {
-  try {
-    const n = await api("/api/v1/node");
-    $("node").textContent = "node " + n.node_id.slice(0, 12) + " · v" + n.version + " · " + n.groups + " groups";
-  } catch (e) { $("node").textContent = ""; showError(e); }
+onUnauthorized((err) => {
+  auth.clear();
+  showSignIn(err);
+});
+
+$("signin-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const t = $("signin-token").value.trim();
+  if (!t) return;
+  auth.set(t);
+  $("signin-token").value = "";
+  start();
+});
+
+$("sign-out").addEventListener("click", () => {
+  auth.clear();
+  localStorage.removeItem(GROUP_KEY);
+  showSignIn(null);
+});
+
+// ---- groups ---------------------------------------------------------------------------------
+
+const timeline = new Timeline({
+  get me() { return state.node ? state.node.public_key : null; },
+  onError: showError,
+  onLive: (s, text) => { $("live-state").dataset.state = s; $("live-state").textContent = text; },
+  onReply: (view) => setReply(view),
+});
+
+const gateways = new Gateways({
+  onError: showError,
+  onDone: clearError,
+  currentGroup: () => state.current,
+  groupName: (id) => { const g = state.groups.find((x) => x.group_id === id); return g ? g.name : shortKey(id); },
+});
+
+function renderGroups() {
+  const ul = $("groups");
+  ul.replaceChildren(...state.groups.map((g) => {
+    const sync = g.sync && g.sync.state === "syncing" ? " · syncing " + Math.floor(g.sync.progress * 100) + " %" : "";
+    return el("li", {
+      class: "group" + (state.current && g.group_id === state.current.group_id ? " active" : ""),
+      dataset: { group: g.group_id },
+      title: g.group_id,
+      on: { click: () => selectGroup(g.group_id) },
+    }, el("div", { class: "name", text: g.name }),
+    el("div", { class: "meta", text: g.kind + " · " + g.role + " · block " + g.height + sync }));
+  }));
+  if (!state.groups.length) ul.append(el("li", { class: "meta", text: "no groups yet" }));
 }
 
 async function loadGroups() {
-  const list = await api("/api/v1/groups");
-  const ul = $("groups");
-  ul.replaceChildren();
-  for (const g of list.groups) {
-    const li = document.createElement("li");
-    li.className = "group" + (g.group_id === current ? " active" : "");
-    li.textContent = g.name + " (" + g.kind + ", " + g.role + ", #" + g.height + ")";
-    li.onclick = () => selectGroup(g);
-    ul.appendChild(li);
-  }
+  state.groups = (await api("/api/v1/groups")).groups;
+  renderGroups();
 }
 
-async function selectGroup(g) {
-  current = g.group_id;
-  localStorage.setItem("rumgate-group", current);
-  $("title").textContent = g.name;
-  await loadGroups();
-  const tl = $("timeline");
-  tl.replaceChildren();
-  let after = "0", last = "0";
-  for (;;) {
-    const page = await api("/api/v1/groups/" + current + "/posts?limit=500&after=" + after);
-    for (const it of page.items) tl.prepend(renderItem(it));
-    if (!page.items.length) break;
-    after = page.next_cursor;
-  }
-  last = after;
-  follow(current, last);
+function renderGroupHead(g) {
+  $("no-group").hidden = true;
+  $("group-head").hidden = false;
+  $("group-name").textContent = g.name;
+  $("group-meta").textContent = g.kind + " · " + g.role + " · owner " + shortKey(g.owner) + " · " + shortKey(g.group_id);
+  renderSync(g);
+  const leave = $("leave-button");
+  const fresh = confirmButton("", "Leave", "Confirm leave", () => leaveGroup(g));
+  fresh.id = "leave-button";
+  leave.replaceWith(fresh);
 }
 
-// Live items: the SSE endpoint read through fetch (EventSource cannot send the token header).
-async function follow(group, cursor) {
-  if (streamAbort) streamAbort.abort();
-  const ctl = new AbortController();
-  streamAbort = ctl;
-  while (!ctl.signal.aborted && group === current) {
-    try {
-      const resp = await fetch("/api/v1/groups/" + group + "/stream", { headers: headers({ "Last-Event-ID": cursor }), signal: ctl.signal });
-      if (!resp.ok) throw new Error("stream " + resp.status);
-      const reader = resp.body.getReader();
-      const dec = new TextDecoder();
-      let buf = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += dec.decode(value, { stream: true });
-        let idx;
-        while ((idx = buf.indexOf("\n\n")) >= 0) {
-          const raw = buf.slice(0, idx);
-          buf = buf.slice(idx + 2);
-          let ev = "message", id = "", data = "";
-          for (const line of raw.split("\n")) {
-            if (line.startsWith("event:")) ev = line.slice(6).trim();
-            else if (line.startsWith("id:")) id = line.slice(3).trim();
-            else if (line.startsWith("data:")) data += line.slice(5).trim();
-          }
-          if (ev === "resume") { cursor = JSON.parse(data).after; break; }
-          if (ev === "message" && data) {
-            const item = JSON.parse(data);
-            if (id) cursor = id;
-            const o = item.object || {};
-            if (o.type === "Note" || o.type === "Image") $("timeline").prepend(renderItem(item));
-            else reloadSoon();
-          }
-        }
-      }
-    } catch (e) {
-      if (ctl.signal.aborted) return;
-    }
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
-
-let reloadTimer = null;
-function reloadSoon() {
-  // Edits, deletes and likes change earlier items: re-read the timeline once things settle.
-  clearTimeout(reloadTimer);
-  reloadTimer = setTimeout(() => { if (current) api("/api/v1/groups/" + current).then(selectGroup).catch(showError); }, 300);
-}
-
-async function loadLinks() {
+async function selectGroup(gid) {
+  let g;
+  try { g = await api(groupPath(gid)); } catch (e) { showError(e, "Opening the group"); return; }
+  state.current = g;
+  localStorage.setItem(GROUP_KEY, gid);
+  setReply(null);
+  $("seed-panel").hidden = true;
+  renderGroups();
+  renderGroupHead(g);
+  gateways.renderLinks();
   try {
-    const v = await api("/api/v1/links");
-    const ul = $("links");
-    ul.replaceChildren();
-    for (const l of v.links) {
-      const li = document.createElement("li");
-      li.className = "item";
-      const h = document.createElement("span");
-      h.className = l.health;
-      h.textContent = l.health;
-      li.append(h, document.createTextNode(" " + l.kind + " " + l.direction + " → " + (l.chat || l.inbound_url || "") + " · depth " + l.outbox_depth + (l.last_error ? " · " + l.last_error : "")));
-      ul.appendChild(li);
+    await timeline.open(g);
+    if (!state.firstPage) {
+      state.firstPage = true;
+      void $("items").offsetHeight; // lay the first page out before the mark
+      performance.mark("rumgate:first-page");
     }
-  } catch (e) { /* read-only tokens may lack access */ }
+  } catch (e) { showError(e, "Loading the timeline"); }
+  renderPeople(g, state.node.public_key).catch((e) => showError(e, "Producers and members"));
 }
 
-$("save-token").onclick = () => {
-  token = $("token").value.trim();
-  localStorage.setItem("rumgate-token", token);
-  $("token").value = "";
-  start();
-};
+function noGroup() {
+  timeline.close();
+  state.current = null;
+  $("no-group").hidden = false;
+  $("group-head").hidden = true;
+  $("items").replaceChildren();
+  $("timeline-end").textContent = "";
+  $("people").hidden = true;
+}
 
-$("post").onsubmit = async (ev) => {
-  ev.preventDefault();
-  const text = $("text").value;
-  if (!current || !text.trim()) return;
-  $("status").textContent = "posting…";
+async function leaveGroup(g) {
   try {
-    const r = await fetch("/api/v1/groups/" + current + "/posts", {
-      method: "POST",
-      headers: headers({ "Content-Type": "application/json", "Idempotency-Key": crypto.randomUUID() }),
-      body: JSON.stringify({ content: text }),
-    });
-    const body = await r.json();
-    if (!r.ok) throw new Error(body.error.code + ": " + body.error.message);
-    $("text").value = "";
-    $("status").textContent = "stored " + body.trx_id.slice(0, 12);
-    showError(null);
-  } catch (e) { $("status").textContent = ""; showError(e); }
-};
+    await api(groupPath(g.group_id), { method: "DELETE" });
+    localStorage.removeItem(GROUP_KEY);
+    noGroup();
+    await loadGroups();
+    if (state.groups.length) await selectGroup(state.groups[0].group_id);
+  } catch (e) { showError(e, "Leaving the group"); }
+}
 
-$("create").onsubmit = async (ev) => {
+$("create-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   try {
-    const g = await api("/api/v1/groups", { method: "POST", json: true, body: JSON.stringify({ name: $("new-name").value, kind: $("new-kind").value }) });
-    $("new-name").value = "";
-    await selectGroup(g);
-  } catch (e) { showError(e); }
-};
+    const g = await api("/api/v1/groups", { method: "POST", body: { name: $("create-name").value.trim(), kind: $("create-kind").value } });
+    $("create-name").value = "";
+    clearError();
+    await loadGroups();
+    await selectGroup(g.group_id);
+  } catch (e) { showError(e, "Creating the group"); }
+});
+
+$("join-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    const g = await api("/api/v1/groups/join", { method: "POST", body: { seed: $("join-seed").value.trim() } });
+    $("join-seed").value = "";
+    clearError();
+    await loadGroups();
+    await selectGroup(g.group_id);
+  } catch (e) { showError(e, "Joining the group"); }
+});
+
+// ---- seed -----------------------------------------------------------------------------------
+
+$("seed-button").addEventListener("click", async () => {
+  const panel = $("seed-panel");
+  if (!panel.hidden) { panel.hidden = true; return; }
+  try {
+    const s = await api(groupPath(state.current.group_id, "/seed"));
+    $("seed-text").value = s.seed;
+    $("seed-status").textContent = "";
+    panel.hidden = false;
+  } catch (e) { showError(e, "Reading the seed"); }
+});
+
+$("seed-copy").addEventListener("click", async () => {
+  const text = $("seed-text").value;
+  try {
+    if (navigator.clipboard && window.isSecureContext) {
+      await navigator.clipboard.writeText(text);
+    } else {
+      $("seed-text").select();
+      if (!document.execCommand("copy")) throw new Error("the browser refused to copy; select the text and copy it");
+    }
+    $("seed-status").textContent = "copied";
+  } catch (e) {
+    $("seed-text").select();
+    $("seed-status").textContent = "could not copy (" + (e.message || e) + "): the seed is selected, copy it by hand";
+  }
+});
+
+// ---- composer -------------------------------------------------------------------------------
+
+function setReply(view) {
+  state.replyTo = view;
+  $("reply-to").hidden = !view;
+  $("reply-to-text").textContent = view ? "Replying to " + shortKey(view.sender) + ": “" + previewText(view.object) + "”" : "";
+  if (view) $("post-text").focus();
+}
+$("reply-cancel").addEventListener("click", () => setReply(null));
+
+$("composer").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const text = $("post-text").value;
+  if (!state.current || !text.trim()) return;
+  const object = { type: "Note", content: text };
+  if (state.replyTo) object.inReplyTo = state.replyTo.trx_id;
+  $("post-button").disabled = true;
+  $("post-status").textContent = "posting…";
+  try {
+    const r = await post(state.current.group_id, object);
+    $("post-text").value = "";
+    setReply(null);
+    $("post-status").textContent = "stored " + shortKey(r.trx_id) + (r.status === "pending" ? ", waiting for a block" : "");
+  } catch (e) {
+    $("post-status").textContent = "";
+    showError(e, "Posting");
+  } finally { $("post-button").disabled = false; }
+});
+
+$("post-text").addEventListener("keydown", (ev) => {
+  if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) $("composer").requestSubmit();
+});
+
+// ---- periodic refresh -----------------------------------------------------------------------
+
+async function refresh() {
+  if (state.refreshing || document.hidden || $("app").hidden) return;
+  state.refreshing = true;
+  try {
+    const [node, peers] = await Promise.all([api("/api/v1/node"), renderPeers()]);
+    state.node = node;
+    $("node-info").textContent = nodeLine(node, peers.peers.length);
+    await loadGroups();
+    const cur = state.current && state.groups.find((g) => g.group_id === state.current.group_id);
+    if (cur) { state.current = cur; renderSync(cur); }
+    await gateways.refresh();
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 401)) showError(e, "Refreshing");
+  } finally { state.refreshing = false; }
+}
+
+function stop() {
+  timeline.close();
+  clearInterval(state.timer);
+  state.timer = null;
+}
+
+// ---- start ----------------------------------------------------------------------------------
 
 async function start() {
-  if (!token) { showError("Paste the API token (data/api.token) above."); return; }
-  showError(null);
-  await loadNode();
+  if (!auth.token) { showSignIn(null); return; }
+  let node;
+  try { node = await api("/api/v1/node"); } catch (e) {
+    if (!(e instanceof ApiError && e.status === 401)) showSignIn(e);
+    return;
+  }
+  state.node = node;
+  clearError();
+  $("signin").hidden = true;
+  $("app").hidden = false;
+  $("sign-out").hidden = false;
+  $("node-info").textContent = nodeLine(node, node.peer_count);
   try {
-    const list = await api("/api/v1/groups");
-    const last = localStorage.getItem("rumgate-group");
-    const g = list.groups.find((x) => x.group_id === last) || list.groups[0];
-    if (g) await selectGroup(g); else await loadGroups();
-  } catch (e) { showError(e); }
-  loadLinks();
+    await loadGroups();
+    const last = localStorage.getItem(GROUP_KEY);
+    const g = state.groups.find((x) => x.group_id === last) || state.groups[0];
+    if (g) await selectGroup(g.group_id); else noGroup();
+  } catch (e) { showError(e, "Loading groups"); }
+  gateways.refresh().catch((e) => showError(e, "Gateways"));
+  renderPeers().catch((e) => showError(e, "Peers"));
+  clearInterval(state.timer);
+  state.timer = setInterval(refresh, REFRESH_MS);
 }
-setInterval(loadLinks, 5000);
+
+takeTokenFromHash();
 start();
