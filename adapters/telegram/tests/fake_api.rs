@@ -253,3 +253,22 @@ async fn the_token_never_appears_in_logs_errors_or_debug_output() {
         assert!(!dbg.contains(secret), "token in Debug: {dbg}");
     }
 }
+
+#[tokio::test]
+async fn get_updates_with_a_webhook_set_answers_the_real_409_body() {
+    let want: Value = serde_json::from_str(include_str!(
+        "fixtures/error.409.conflict_webhook_active.json"
+    ))
+    .expect("fixture");
+    let fake = FakeBotApi::start().await;
+    fake.set_webhook_active("https://elsewhere.example/hook");
+    let response = reqwest::Client::new()
+        .post(format!("{}/bot{}/getUpdates", fake.url(), fake.token()))
+        .json(&serde_json::json!({"timeout": 0}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 409);
+    let got: Value = response.json().await.expect("json");
+    assert_eq!(got, want);
+}
