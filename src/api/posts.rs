@@ -17,6 +17,8 @@ use std::time::Duration;
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 500;
+/// What an item adds to its payload in a page's JSON (ids, sender, cursor, field names).
+const ITEM_OVERHEAD: usize = 512;
 const DEFAULT_WAIT_MS: u64 = 10_000;
 const MAX_WAIT_MS: u64 = 60_000;
 
@@ -196,11 +198,15 @@ pub async fn list(
     let limit = parse_limit(p.limit)?;
     let store = st.engine.store();
     let mut picked: Vec<(IncludedTrx, ItemView)> = Vec::new();
-    // Scan forward until `limit` items qualify or the chain ends.
-    loop {
-        let rows = store.list_trx(gid, after, MAX_LIMIT).await?;
-        let exhausted = rows.len() < MAX_LIMIT;
-        for r in rows {
+    let budget = st.limits.page_bytes;
+    let mut picked_bytes = 0usize;
+    // Scan forward until `limit` items qualify, the page reaches its byte budget (each item
+    // counted by its payload, about its JSON size) or the chain ends; `next_cursor` is the last
+    // row examined either way.
+    'scan: loop {
+        let page = store.list_trx_within(gid, after, MAX_LIMIT, budget).await?;
+        let more = page.more;
+        for r in page.rows {
             after = r.seq;
             if r.trx.body.kind != TrxKind::Post {
                 continue;
@@ -208,14 +214,16 @@ pub async fn list(
             let payload = open_post(&r.trx, entry.key.as_ref());
             let content = payload.as_ref().is_some_and(|p| is_content_type(&p.object));
             if p.activities || content || payload.is_none() {
+                picked_bytes =
+                    picked_bytes.saturating_add(r.trx.body.payload.len() + ITEM_OVERHEAD);
                 let view = ItemView::new(r.seq, r.height, &r.trx, payload);
                 picked.push((r, view));
-                if picked.len() == limit {
-                    break;
+                if picked.len() == limit || picked_bytes >= budget {
+                    break 'scan;
                 }
             }
         }
-        if exhausted || picked.len() == limit {
+        if !more {
             break;
         }
     }
@@ -381,13 +389,16 @@ pub async fn blocks(
     let gid = parse_group_id(&id)?;
     st.engine.group(&gid)?;
     let limit = parse_limit(p.limit)?.min(200);
+    let from = p.from.unwrap_or(1);
     let blocks = st
         .engine
         .store()
-        .list_blocks(gid, p.from.unwrap_or(1), limit)
+        .list_blocks_within(gid, from, limit, st.limits.page_bytes)
         .await?;
+    let next_from = blocks.last().map_or(from, |b| b.height + 1);
     Ok(Json(BlockList {
         blocks: blocks.into_iter().map(BlockInfo::from).collect(),
+        next_from,
     }))
 }
 
