@@ -399,3 +399,30 @@ fn only_prefixed_secrets_that_are_not_base64_are_flagged() {
     // Without the prefix the lenient rule stands (base64, else the raw bytes).
     assert_eq!(sign::standard_secret_problem("any shared secret"), None);
 }
+
+#[tokio::test]
+async fn an_endless_answer_is_read_only_up_to_64_kib() {
+    let r = Receiver::start(None).await.unwrap();
+    // Far more than 64 KiB, but what socket buffers may hold on loopback stays below this.
+    const READ_AT_MOST: u64 = 16 * 1024 * 1024;
+    for (format, status, path) in [
+        (Format::Standard, 500, "endless"),
+        (Format::Standard, 400, "endless"),
+        (Format::Discord, 500, "api/webhooks/1/endless"),
+    ] {
+        let gw = WebhookGateway::new(cfg(format, None, true)).unwrap();
+        let before = r.streamed_bytes();
+        r.fail_next([Fault::EndlessBody(status)]);
+        let err = gw
+            .send(&r.url(path), &msg("big", "x"))
+            .await
+            .expect_err("an error status");
+        let read = r.streamed_bytes() - before;
+        assert!(
+            read < READ_AT_MOST,
+            "{format:?} {status}: {read} bytes of the answer were read"
+        );
+        // The excerpt in the error stays short.
+        assert!(err.to_string().len() < 1000, "{err}");
+    }
+}
