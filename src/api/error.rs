@@ -94,6 +94,9 @@ impl From<NodeError> for ApiError {
             NodeError::Store(crate::store::StoreError::Conflict(m)) => {
                 Self::new(StatusCode::CONFLICT, "conflict", m)
             }
+            NodeError::Store(crate::store::StoreError::PreviouslyRejected { .. }) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", msg)
+            }
             NodeError::Store(inner) => {
                 tracing::error!(error = %inner, "storage error while serving a request");
                 Self::new(
