@@ -54,8 +54,28 @@ pub struct ApiConfig {
     pub token: Option<SecretString>,
     /// Read the admin token from this file instead.
     pub token_file: Option<PathBuf>,
-    /// Largest accepted request body in bytes.
+    /// Largest body of `POST /api/v1/groups/{id}/posts`, in bytes.
     pub max_body_bytes: usize,
+    /// Largest body of `POST /hooks/{link_id}`, in bytes.
+    pub max_hook_body_bytes: usize,
+    /// Largest body of every other route, in bytes.
+    pub max_other_body_bytes: usize,
+    /// A request's headers must arrive within this long (also how long an idle keep-alive
+    /// connection stays open).
+    pub header_timeout_ms: u64,
+    /// A request must be answered (its response head sent) within this long; streams only need
+    /// to start. Keep it above `wait_ms` of `?wait=true` posts (at most 60000).
+    pub request_timeout_ms: u64,
+    /// Connections served at once; more are closed at once.
+    pub max_connections: usize,
+    /// Largest WebSocket message a client may send (at most 1 MiB).
+    pub ws_max_message_bytes: usize,
+    /// A WebSocket client that sends nothing, not even a pong to the server's pings, for this
+    /// long is disconnected.
+    pub ws_idle_timeout_ms: u64,
+    /// Byte budget of a page of posts or blocks and of a stream catch-up batch; a page stops
+    /// there and its `next_cursor` / `next_from` says where to continue.
+    pub page_bytes: usize,
     /// `/metrics` needs a token with the `read` scope (true), or is open to loopback clients
     /// only (false) for a local Prometheus without credentials.
     pub metrics_auth: bool,
@@ -109,6 +129,14 @@ impl Default for ApiConfig {
             token: None,
             token_file: None,
             max_body_bytes: 1024 * 1024,
+            max_hook_body_bytes: 1024 * 1024,
+            max_other_body_bytes: 64 * 1024,
+            header_timeout_ms: 10_000,
+            request_timeout_ms: 75_000,
+            max_connections: 512,
+            ws_max_message_bytes: 1024 * 1024,
+            ws_idle_timeout_ms: 60_000,
+            page_bytes: 4 * 1024 * 1024,
             metrics_auth: true,
             stream_buffer: DEFAULT_STREAM_BUFFER,
         }
@@ -204,8 +232,32 @@ impl Config {
                 problems.push("api.token: must be at least 16 characters".into());
             }
         }
-        if self.api.max_body_bytes < 1024 {
-            problems.push("api.max_body_bytes: must be at least 1024".into());
+        for (key, value) in [
+            ("api.max_body_bytes", self.api.max_body_bytes),
+            ("api.max_hook_body_bytes", self.api.max_hook_body_bytes),
+            ("api.max_other_body_bytes", self.api.max_other_body_bytes),
+        ] {
+            if value < 1024 {
+                problems.push(format!("{key}: must be at least 1024"));
+            }
+        }
+        for (key, value) in [
+            ("api.header_timeout_ms", self.api.header_timeout_ms),
+            ("api.request_timeout_ms", self.api.request_timeout_ms),
+            ("api.ws_idle_timeout_ms", self.api.ws_idle_timeout_ms),
+        ] {
+            if value < 100 {
+                problems.push(format!("{key}: must be at least 100"));
+            }
+        }
+        if self.api.max_connections == 0 {
+            problems.push("api.max_connections: must be at least 1".into());
+        }
+        if !(1024..=1024 * 1024).contains(&self.api.ws_max_message_bytes) {
+            problems.push("api.ws_max_message_bytes: must be 1024 to 1048576".into());
+        }
+        if self.api.page_bytes < 64 * 1024 {
+            problems.push("api.page_bytes: must be at least 65536".into());
         }
         if self.api.stream_buffer == 0 {
             problems.push("api.stream_buffer: must be at least 1".into());

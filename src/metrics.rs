@@ -32,6 +32,8 @@ pub struct Metrics {
     pub blocks_produced: Counter,
     pub api_latency: Family<RouteLabels, Histogram>,
     pub stream_clients: Family<StreamLabels, Gauge>,
+    pub api_connections: Gauge,
+    pub api_connections_refused: Counter,
     pub link_outbox_depth: Family<LinkLabels, Gauge>,
     pub link_health: Family<LinkLabels, Gauge>,
 }
@@ -78,6 +80,18 @@ impl Metrics {
             "Connected live-stream clients (sse, ws)",
             stream_clients.clone(),
         );
+        let api_connections = Gauge::default();
+        registry.register(
+            "api_connections",
+            "Open HTTP connections to the API",
+            api_connections.clone(),
+        );
+        let api_connections_refused = Counter::default();
+        registry.register(
+            "api_connections_refused",
+            "API connections closed at once because api.max_connections were open",
+            api_connections_refused.clone(),
+        );
         let link_outbox_depth = Family::<LinkLabels, Gauge>::default();
         registry.register(
             "link_outbox_depth",
@@ -99,6 +113,8 @@ impl Metrics {
             blocks_produced,
             api_latency,
             stream_clients,
+            api_connections,
+            api_connections_refused,
         }
     }
 

@@ -123,24 +123,20 @@ impl Node {
             crate::gateways::Gateways::start(engine.clone(), tasks.clone(), cancel.clone()).await?;
         let api_state =
             api::ApiState::new(engine.clone(), token, api_addr, config.api.max_body_bytes)
+                .with_limits(api::ApiLimits::from_config(&config.api))
                 .with_cancel(cancel.clone())
                 .with_gateways(gateways.clone())
                 .with_metrics_auth(config.api.metrics_auth)
                 .load_tokens()
                 .await?;
         let router = api::router(api_state);
-        let api_cancel = cancel.clone();
-        tasks.spawn(async move {
-            let served = axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { api_cancel.cancelled().await })
-            .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "API server stopped");
-            }
-        });
+        tasks.spawn(api::server::serve(
+            listener,
+            router,
+            api::server::ServerLimits::from_config(&config.api),
+            engine.metrics().clone(),
+            cancel.clone(),
+        ));
         for entry in engine.groups() {
             if entry.pending_len() > 0 {
                 engine.schedule(&entry);

@@ -233,6 +233,122 @@ async fn inbound_hook_replays_store_once_and_bad_signatures_store_nothing() {
     node.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_github_body_replayed_under_a_new_delivery_id_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path()).await;
+    let api = Api::of(&node);
+    let gid = api.group("gh").await;
+    let gw = webhook_gateway(&api).await;
+    let secret = "a GitHub webhook secret";
+    let link = api
+        .link(json!({"group_id": gid, "gateway_id": gw, "direction": "in",
+                     "webhook": {"format": "github", "secret": secret}}))
+        .await;
+    let hook = format!("{}{}", api.base, link["inbound_url"].as_str().unwrap());
+    let body = serde_json::to_vec(&json!({
+        "ref": "refs/heads/main", "compare": "https://github.com/o/r/compare/a...b",
+        "repository": {"full_name": "o/r"}, "sender": {"login": "octo"},
+        "commits": [{"id": "0123456789abcdef", "message": "fix the thing"}]
+    }))
+    .unwrap();
+    let send = |delivery: &'static str| {
+        let (http, hook, body) = (api.http.clone(), hook.clone(), body.clone());
+        async move {
+            let resp = http
+                .post(hook)
+                .header("x-hub-signature-256", sign::github_sign(secret, &body))
+                .header("x-github-delivery", delivery)
+                .header("x-github-event", "push")
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, first) = send("72d3162e-cc78-11e3-81ab-4c9367dc0958").await;
+    assert_eq!(
+        (s, first["status"].as_str().unwrap()),
+        (200, "stored"),
+        "{first}"
+    );
+    // The delivery header is not signed: anyone who saw the body can replay it with a new one.
+    let (s, replay) = send("9f2c6a10-0000-4000-8000-000000000001").await;
+    assert_eq!(
+        (s, replay["status"].as_str().unwrap()),
+        (200, "duplicate"),
+        "{replay}"
+    );
+    assert_eq!(replay["trx_id"], first["trx_id"]);
+    // GitHub's own redelivery (same id, same body) is one too.
+    let (s, again) = send("72d3162e-cc78-11e3-81ab-4c9367dc0958").await;
+    assert_eq!(
+        (s, again["status"].as_str().unwrap()),
+        (200, "duplicate"),
+        "{again}"
+    );
+    let items = eventually(Duration::from_secs(10), "the bridged push", || async {
+        let v = api.get(&format!("/api/v1/groups/{gid}/posts")).await;
+        let items = v["items"].as_array().unwrap().clone();
+        (!items.is_empty()).then_some(items)
+    })
+    .await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_whsec_secret_that_is_not_base64_is_refused_when_the_link_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path()).await;
+    let api = Api::of(&node);
+    let gid = api.group("secrets").await;
+    let gw = webhook_gateway(&api).await;
+    let link = |direction: &str, format: &str, secret: &str| {
+        let mut body = json!({"group_id": gid, "gateway_id": gw, "direction": direction,
+                              "webhook": {"format": format, "secret": secret,
+                                          "allow_private_target": true}});
+        if direction != "in" {
+            body["chat"] = json!("http://127.0.0.1:9/hook");
+        }
+        body
+    };
+    for direction in ["in", "out", "both"] {
+        let (s, v) = api
+            .post(
+                "/api/v1/links",
+                link(direction, "standard", "whsec_not base64!"),
+            )
+            .await;
+        assert_eq!(s, 400, "{direction}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_request", "{v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains("webhook.secret"), "{message}");
+        assert!(
+            !message.contains("not base64!"),
+            "the secret is not echoed: {message}"
+        );
+    }
+    let links = api.get("/api/v1/links").await;
+    assert_eq!(
+        links["links"].as_array().unwrap().len(),
+        0,
+        "nothing stored: {links}"
+    );
+    // Valid Standard secrets, and any shared secret for github and plain, are still accepted.
+    for (format, secret) in [
+        ("standard", SECRET),
+        ("github", "whsec_not base64! but GitHub takes any string"),
+        ("plain", "a shared secret"),
+    ] {
+        let (s, v) = api.post("/api/v1/links", link("in", format, secret)).await;
+        assert_eq!(s, 201, "{format}: {v}");
+    }
+    node.shutdown().await;
+}
+
 async fn idle(api: &Api, link: &str, gid: &str) -> bool {
     let s = api.get(&format!("/api/v1/links/{link}")).await;
     let g = api.get(&format!("/api/v1/groups/{gid}")).await;

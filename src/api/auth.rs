@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -53,6 +54,8 @@ impl std::fmt::Display for Scope {
 pub struct Principal {
     pub token_id: Option<String>,
     pub scopes: Vec<Scope>,
+    /// Cancelled when the token is revoked: the streams it opened end.
+    pub revoked: CancellationToken,
 }
 
 impl Principal {
@@ -125,11 +128,18 @@ impl Tokens {
             .insert(r.hash, Arc::new(principal_of(r)));
     }
 
+    /// Forgets token `id` and ends every stream it opened.
     pub fn remove(&self, id: &str) {
         self.by_hash
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, p| p.token_id.as_deref() != Some(id));
+            .retain(|_, p| {
+                let keep = p.token_id.as_deref() != Some(id);
+                if !keep {
+                    p.revoked.cancel();
+                }
+                keep
+            });
     }
 
     pub fn authenticate(&self, presented: &str) -> Option<Arc<Principal>> {
@@ -138,6 +148,7 @@ impl Tokens {
             return Some(Arc::new(Principal {
                 token_id: None,
                 scopes: vec![Scope::Admin],
+                revoked: CancellationToken::new(),
             }));
         }
         let h = hash_token(presented);
@@ -153,6 +164,7 @@ fn principal_of(r: &TokenRecord) -> Principal {
     Principal {
         token_id: Some(r.id.clone()),
         scopes: r.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
+        revoked: CancellationToken::new(),
     }
 }
 
@@ -233,6 +245,7 @@ mod tests {
         let p = Principal {
             token_id: None,
             scopes: vec![Scope::PostGroup(g)],
+            revoked: CancellationToken::new(),
         };
         assert!(p.has(&Need::Post(Some(g))));
         assert!(!p.has(&Need::Post(Some(other))));

@@ -230,6 +230,9 @@ impl From<BlockSummary> for BlockInfo {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct BlockList {
     pub blocks: Vec<BlockInfo>,
+    /// Pass as `from` to continue: the height after the last block here (a page may hold fewer
+    /// than `limit` blocks when it reaches its byte budget).
+    pub next_from: u64,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

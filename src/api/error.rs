@@ -2,7 +2,7 @@
 //! extractor wrappers whose rejections use it (so bad input never gets a plain-text body).
 
 use crate::engine::error::NodeError;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::FromRequest;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -29,6 +29,15 @@ impl ApiError {
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
+}
+
+/// 413 for a body over the route's `limit`.
+pub fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("the request body is larger than this route's limit of {limit} bytes"),
+    )
 }
 
 /// The error body every 4xx/5xx carries.
@@ -85,6 +94,9 @@ impl From<NodeError> for ApiError {
             NodeError::Store(crate::store::StoreError::Conflict(m)) => {
                 Self::new(StatusCode::CONFLICT, "conflict", m)
             }
+            NodeError::Store(crate::store::StoreError::PreviouslyRejected { .. }) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", msg)
+            }
             NodeError::Store(inner) => {
                 tracing::error!(error = %inner, "storage error while serving a request");
                 Self::new(
@@ -116,6 +128,16 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::new(r.status(), "too_large", r.body_text())
+        } else {
+            Self::new(r.status(), "invalid_body", r.body_text())
+        }
+    }
+}
+
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
         Self::bad_request("invalid_query", r.body_text())
@@ -136,6 +158,20 @@ pub struct Json<T>(pub T);
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// The raw body (`axum::body::Bytes`) whose rejection is an `ApiError`.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(ApiError::from)
     }
 }
 

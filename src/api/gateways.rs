@@ -1,10 +1,9 @@
 //! Gateway accounts, links and inbound webhooks.
 
 use super::dto::parse_group_id;
-use super::error::{ApiError, ApiResult, ErrorBody, Json, Path};
+use super::error::{ApiError, ApiResult, ErrorBody, Json, Path, RawBody};
 use super::ApiState;
 use crate::gateways::{redact, Gateways, LinkStatus, NewLink};
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -220,7 +219,7 @@ pub async fn hook(
     State(st): State<ApiState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Json<HookAnswer>> {
     let out = service(&st)?
         .hook(&id, &headers, &body)

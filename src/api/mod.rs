@@ -8,6 +8,7 @@ pub mod error;
 mod gateways;
 mod groups;
 mod posts;
+pub mod server;
 pub mod stream;
 mod tokens;
 mod web;
@@ -16,7 +17,7 @@ pub use auth::Scope;
 
 use crate::engine::Engine;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -25,7 +26,7 @@ use error::{ApiError, Json};
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -37,14 +38,76 @@ pub struct ApiState {
     pub(crate) engine: Arc<Engine>,
     pub(crate) tokens: Arc<auth::Tokens>,
     pub(crate) api_addr: SocketAddr,
-    pub(crate) max_body_bytes: usize,
+    pub(crate) limits: ApiLimits,
     pub(crate) cancel: CancellationToken,
     pub(crate) metrics_auth: bool,
     pub(crate) gateways: Option<Arc<crate::gateways::Gateways>>,
     openapi: Arc<str>,
 }
 
+/// Request-level limits (the connection-level ones are in [`server::ServerLimits`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ApiLimits {
+    /// Body of `POST /api/v1/groups/{id}/posts`.
+    pub post_body_bytes: usize,
+    /// Body of `POST /hooks/{link_id}`.
+    pub hook_body_bytes: usize,
+    /// Body of every other route.
+    pub other_body_bytes: usize,
+    /// From the headers to the response head (streams only need their start within it).
+    pub request_timeout: Duration,
+    /// Largest WebSocket message (and frame) a client may send.
+    pub ws_max_message_bytes: usize,
+    /// A WebSocket that sends nothing (not even a pong to the server's pings) for this long is
+    /// closed.
+    pub ws_idle_timeout: Duration,
+    /// Byte budget of one page (posts, blocks) and of one stream catch-up batch.
+    pub page_bytes: usize,
+}
+
+impl ApiLimits {
+    /// The request-level limits `api.*` configures.
+    pub fn from_config(a: &crate::config::ApiConfig) -> Self {
+        Self {
+            post_body_bytes: a.max_body_bytes,
+            hook_body_bytes: a.max_hook_body_bytes,
+            other_body_bytes: a.max_other_body_bytes,
+            request_timeout: Duration::from_millis(a.request_timeout_ms),
+            ws_max_message_bytes: a.ws_max_message_bytes,
+            ws_idle_timeout: Duration::from_millis(a.ws_idle_timeout_ms),
+            page_bytes: a.page_bytes,
+        }
+    }
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self {
+            post_body_bytes: 1024 * 1024,
+            hook_body_bytes: 1024 * 1024,
+            other_body_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(75),
+            ws_max_message_bytes: 1024 * 1024,
+            ws_idle_timeout: Duration::from_secs(60),
+            page_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl ApiLimits {
+    /// The body limit of a route (`route` as matched, e.g. `/hooks/{link_id}`).
+    fn body_limit(&self, method: &Method, route: &str) -> usize {
+        match route {
+            "/hooks/{link_id}" => self.hook_body_bytes,
+            "/api/v1/groups/{group_id}/posts" if method == Method::POST => self.post_body_bytes,
+            _ => self.other_body_bytes,
+        }
+    }
+}
+
 impl ApiState {
+    /// `max_body_bytes` limits posts; the other limits are [`ApiLimits::default`] until
+    /// [`ApiState::with_limits`].
     pub fn new(
         engine: Arc<Engine>,
         token: SecretString,
@@ -55,7 +118,10 @@ impl ApiState {
             engine,
             tokens: Arc::new(auth::Tokens::new(token)),
             api_addr,
-            max_body_bytes,
+            limits: ApiLimits {
+                post_body_bytes: max_body_bytes,
+                ..ApiLimits::default()
+            },
             cancel: CancellationToken::new(),
             metrics_auth: true,
             gateways: None,
@@ -66,6 +132,11 @@ impl ApiState {
     /// Streams end when this token is cancelled (node shutdown).
     pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
         self.cancel = cancel;
+        self
+    }
+
+    pub fn with_limits(mut self, limits: ApiLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -171,11 +242,48 @@ pub fn router(mut state: ApiState) -> Router {
     let (router, doc) = routes(&state).split_for_parts();
     state.openapi = doc.to_json().unwrap_or_default().into();
     router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limit_request,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        // The per-route limit below replaces axum's single default.
+        .layer(DefaultBodyLimit::disable())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The body limit of the route (refused at once when `Content-Length` says it is over, else cut
+/// off while reading: 413 either way) and the whole-request timeout (408).
+async fn limit_request(State(st): State<ApiState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_default();
+    let limit = st.limits.body_limit(req.method(), &route);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return error::too_large(limit).into_response();
+    }
+    let req = req.map(|body| axum::body::Body::new(http_body_util::Limited::new(body, limit)));
+    match tokio::time::timeout(st.limits.request_timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request did not complete within {} ms (api.request_timeout_ms)",
+                st.limits.request_timeout.as_millis()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 async fn record_latency(State(st): State<ApiState>, req: Request, next: Next) -> Response {

@@ -17,6 +17,8 @@ use std::time::Duration;
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 500;
+/// What an item adds to its payload in a page's JSON (ids, sender, cursor, field names).
+const ITEM_OVERHEAD: usize = 512;
 const DEFAULT_WAIT_MS: u64 = 10_000;
 const MAX_WAIT_MS: u64 = 60_000;
 
@@ -228,51 +230,50 @@ pub async fn list(
         (p.activities || content || payload.is_none())
             .then(|| ItemView::new(r.seq, r.height, &r.trx, payload))
     };
-    let next_cursor = if desc {
-        // Scan backward from `before` (or the newest) until `limit` items qualify or `after`.
-        let mut upper = before.unwrap_or(i64::MAX);
-        let batch = limit.clamp(DEFAULT_LIMIT, MAX_LIMIT);
-        'scan: loop {
-            let rows = store.list_trx_desc(gid, upper, after, batch).await?;
-            let exhausted = rows.len() < batch;
-            for r in rows {
-                upper = r.seq;
-                if let Some(view) = wanted(&r) {
-                    picked.push((r, view));
-                    if picked.len() == limit {
-                        break 'scan;
-                    }
-                }
-            }
-            if exhausted {
-                break;
-            }
-        }
-        // Nothing older: the cursor sent (or "0" when none was).
-        if upper == i64::MAX {
-            before.unwrap_or(0)
-        } else {
-            upper
-        }
+    let budget = st.limits.page_bytes;
+    let mut picked_bytes = 0usize;
+    // Newest first scans backward from `before` (or the newest) down to `after`; oldest first
+    // scans forward from `after`. Either stops when `limit` items qualify, the page reaches its
+    // byte budget (each item counted by its payload, about its JSON size) or the range ends;
+    // `next_cursor` is the last row examined.
+    let mut upper = before.unwrap_or(i64::MAX);
+    let batch = if desc {
+        limit.clamp(DEFAULT_LIMIT, MAX_LIMIT)
     } else {
-        // Scan forward until `limit` items qualify or the chain ends.
-        loop {
-            let rows = store.list_trx(gid, after, MAX_LIMIT).await?;
-            let exhausted = rows.len() < MAX_LIMIT;
-            for r in rows {
+        MAX_LIMIT
+    };
+    'scan: loop {
+        let page = if desc {
+            store
+                .list_trx_desc_within(gid, upper, after, batch, budget)
+                .await?
+        } else {
+            store.list_trx_within(gid, after, batch, budget).await?
+        };
+        for r in page.rows {
+            if desc {
+                upper = r.seq;
+            } else {
                 after = r.seq;
-                if let Some(view) = wanted(&r) {
-                    picked.push((r, view));
-                    if picked.len() == limit {
-                        break;
-                    }
+            }
+            if let Some(view) = wanted(&r) {
+                picked_bytes =
+                    picked_bytes.saturating_add(r.trx.body.payload.len() + ITEM_OVERHEAD);
+                picked.push((r, view));
+                if picked.len() == limit || picked_bytes >= budget {
+                    break 'scan;
                 }
             }
-            if exhausted || picked.len() == limit {
-                break;
-            }
         }
-        after
+        if !page.more {
+            break;
+        }
+    }
+    let next_cursor = match (desc, upper) {
+        // Nothing older: the cursor sent (or "0" when none was).
+        (true, i64::MAX) => before.unwrap_or(0),
+        (true, _) => upper,
+        (false, _) => after,
     }
     .to_string();
     let ids: Vec<TrxId> = picked
@@ -436,13 +437,16 @@ pub async fn blocks(
     let gid = parse_group_id(&id)?;
     st.engine.group(&gid)?;
     let limit = parse_limit(p.limit)?.min(200);
+    let from = p.from.unwrap_or(1);
     let blocks = st
         .engine
         .store()
-        .list_blocks(gid, p.from.unwrap_or(1), limit)
+        .list_blocks_within(gid, from, limit, st.limits.page_bytes)
         .await?;
+    let next_from = blocks.last().map_or(from, |b| b.height + 1);
     Ok(Json(BlockList {
         blocks: blocks.into_iter().map(BlockInfo::from).collect(),
+        next_from,
     }))
 }
 

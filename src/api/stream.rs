@@ -6,14 +6,15 @@
 //! buffer behind is told to resume from its cursor and the subscription ends: a slow client
 //! never holds the node back.
 
+use super::auth::Principal;
 use super::dto::parse_group_id;
 use super::error::{ApiError, ApiResult, Path, Query};
 use super::ApiState;
 use crate::chain::{GroupId, TrxKind};
 use crate::engine::feed::{open_post, Batch, FeedItem, ItemView};
 use crate::engine::Engine;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::Response;
@@ -28,7 +29,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_stream::StreamMap;
 use tokio_util::sync::CancellationToken;
 
-/// Store page size during catch-up.
+/// Store page size during catch-up (also bounded by bytes: `api.page_bytes`).
 const PAGE: usize = 500;
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -58,13 +59,21 @@ struct Subscription {
     /// Cursor of the last item handed to the client.
     emitted: i64,
     rx: broadcast::Receiver<Arc<Batch>>,
+    /// At most one catch-up page: `PAGE` rows and about `page_bytes`.
     pending: VecDeque<FeedItem>,
+    page_bytes: usize,
     phase: Phase,
     cancel: CancellationToken,
 }
 
 impl Subscription {
-    fn new(engine: Arc<Engine>, gid: GroupId, after: i64, cancel: CancellationToken) -> Self {
+    fn new(
+        engine: Arc<Engine>,
+        gid: GroupId,
+        after: i64,
+        page_bytes: usize,
+        cancel: CancellationToken,
+    ) -> Self {
         // Subscribe before reading the store, so nothing committed in between is missed.
         let rx = engine.hub().subscribe(gid);
         Self {
@@ -74,6 +83,7 @@ impl Subscription {
             emitted: after,
             rx,
             pending: VecDeque::new(),
+            page_bytes,
             phase: Phase::CatchUp,
             cancel,
         }
@@ -95,21 +105,23 @@ impl Subscription {
                             return Some(StreamMsg::Error(e.to_string()));
                         }
                     };
-                    let rows = match self
+                    let page = match self
                         .engine
                         .store()
-                        .list_trx(self.gid, self.seen, PAGE)
+                        .list_trx_within(self.gid, self.seen, PAGE, self.page_bytes)
                         .await
                     {
-                        Ok(r) => r,
+                        Ok(p) => p,
                         Err(e) => {
                             self.phase = Phase::Done;
                             return Some(StreamMsg::Error(e.to_string()));
                         }
                     };
-                    if rows.len() < PAGE {
+                    // A page cut short by the byte budget is not the end: read on.
+                    if !page.more {
                         self.phase = Phase::Live;
                     }
+                    let rows = page.rows;
                     if let Some(last) = rows.last() {
                         self.seen = last.seq;
                     }
@@ -163,7 +175,19 @@ pub fn subscribe(
     after: i64,
     cancel: CancellationToken,
 ) -> BoxStream<'static, StreamMsg> {
-    let sub = Subscription::new(engine, gid, after, cancel);
+    let page_bytes = super::ApiLimits::default().page_bytes;
+    subscribe_within(engine, gid, after, page_bytes, cancel)
+}
+
+/// [`subscribe`] whose catch-up batches stay within about `page_bytes`.
+pub fn subscribe_within(
+    engine: Arc<Engine>,
+    gid: GroupId,
+    after: i64,
+    page_bytes: usize,
+    cancel: CancellationToken,
+) -> BoxStream<'static, StreamMsg> {
+    let sub = Subscription::new(engine, gid, after, page_bytes, cancel);
     futures::stream::unfold(sub, |mut s| async move { s.next().await.map(|m| (m, s)) }).boxed()
 }
 
@@ -199,6 +223,7 @@ pub struct StreamParams {
 )]
 pub async fn sse(
     State(st): State<ApiState>,
+    Extension(principal): Extension<Arc<Principal>>,
     Path(id): Path<String>,
     Query(p): Query<StreamParams>,
     headers: HeaderMap,
@@ -215,7 +240,11 @@ pub async fn sse(
             .unwrap_or(0),
     };
     let guard = st.engine.metrics().stream_client("sse");
-    let stream = subscribe(st.engine.clone(), gid, after, st.cancel.clone()).map(move |msg| {
+    let page_bytes = st.limits.page_bytes;
+    let stream = subscribe_within(st.engine.clone(), gid, after, page_bytes, st.cancel.clone());
+    // Revoking the token ends the stream (the response body ends, so the client sees it).
+    let stream = stream.take_until(principal.revoked.clone().cancelled_owned());
+    let stream = stream.map(move |msg| {
         let _held = &guard;
         Ok(match msg {
             StreamMsg::Item(i) => Event::default().id(i.cursor.to_string()).data(&*i.json),
@@ -253,8 +282,21 @@ enum ClientMsg {
     responses((status = 101, description = "WebSocket upgrade; see docs/API.md for the messages")),
     security(("bearer" = []))
 )]
-pub async fn ws(State(st): State<ApiState>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| ws_session(st, socket))
+pub async fn ws(
+    State(st): State<ApiState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    permit: Option<Extension<super::server::ConnectionPermit>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let max = st.limits.ws_max_message_bytes;
+    upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| async move {
+            // The socket keeps its place under the connection cap while it lives.
+            let _permit = permit;
+            ws_session(st, principal, socket).await
+        })
 }
 
 fn ws_error(code: &str, message: impl Into<String>) -> Message {
@@ -265,20 +307,54 @@ fn ws_error(code: &str, message: impl Into<String>) -> Message {
     )
 }
 
-async fn ws_session(st: ApiState, mut socket: WebSocket) {
+/// A close frame: 1008 (policy violation) for a revoked token, 1001 (going away) otherwise.
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+async fn ws_session(st: ApiState, principal: Arc<Principal>, mut socket: WebSocket) {
     let _guard = st.engine.metrics().stream_client("ws");
     let mut subs: StreamMap<GroupId, BoxStream<'static, StreamMsg>> = StreamMap::new();
+    let idle = st.limits.ws_idle_timeout;
+    // Pings at half the idle timeout; any frame from the client (a pong too) counts as life.
+    let mut ping = tokio::time::interval(idle / 2);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = tokio::time::Instant::now();
     loop {
         let out = tokio::select! {
             _ = st.cancel.cancelled() => {
-                let _ = socket.send(Message::Close(None)).await;
+                let _ = socket.send(close(1001, "the node is shutting down")).await;
                 return;
             }
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(text))) => handle_client(&st, &mut subs, &text),
-                Some(Ok(Message::Ping(p))) => Some(Message::Pong(p)),
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => Some(ws_error("unsupported_frame", "send JSON text frames")),
+            _ = principal.revoked.cancelled() => {
+                let _ = socket.send(close(1008, "the token was revoked")).await;
+                return;
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() >= idle {
+                    let _ = socket.send(close(1001, "idle: nothing received within api.ws_idle_timeout_ms")).await;
+                    return;
+                }
+                Some(Message::Ping(Vec::new().into()))
+            }
+            incoming = socket.recv() => {
+                last_heard = tokio::time::Instant::now();
+                match incoming {
+                    Some(Ok(Message::Text(text))) => handle_client(&st, &mut subs, &text),
+                    Some(Ok(Message::Ping(p))) => Some(Message::Pong(p)),
+                    Some(Ok(Message::Pong(_))) => None,
+                    Some(Ok(Message::Close(_))) | None => return,
+                    Some(Err(e)) => {
+                        // Over the message limit, or a broken connection.
+                        tracing::debug!(error = %e, "WebSocket closed");
+                        let _ = socket.send(close(1009, "message too large or malformed")).await;
+                        return;
+                    }
+                    Some(Ok(_)) => Some(ws_error("unsupported_frame", "send JSON text frames")),
+                }
             },
             Some((gid, msg)) = subs.next(), if !subs.is_empty() => Some(match msg {
                 StreamMsg::Item(i) => Message::Text(format!(r#"{{"type":"item","item":{}}}"#, i.json).into()),
@@ -326,7 +402,13 @@ fn handle_client(
             };
             subs.insert(
                 gid,
-                subscribe(st.engine.clone(), gid, after, st.cancel.clone()),
+                subscribe_within(
+                    st.engine.clone(),
+                    gid,
+                    after,
+                    st.limits.page_bytes,
+                    st.cancel.clone(),
+                ),
             );
             Message::Text(
                 json!({"type": "subscribed", "group_id": gid.to_hex(), "after": after.to_string()})

@@ -149,6 +149,23 @@ pub fn verify_trx(trx: Trx, rules: &GroupRules, now_ms: u64) -> Result<Verified<
     })
 }
 
+/// How old a trx may be when a node first admits it as pending (from the API or gossip).
+pub const MAX_ADMISSION_AGE_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// The lower bound on a trx's timestamp, relative to the verifier's clock, for admitting it as a
+/// new pending trx. Deliberately not part of [`verify_trx`]: blocks already final stay valid
+/// forever, so stored and synced trx are never held to it — only new submissions are, which
+/// keeps a captured trx from being replayed into a group long after it was signed.
+pub fn check_admission_age(trx: &Trx, now_ms: u64) -> Result<(), ChainError> {
+    if trx.body.timestamp < now_ms.saturating_sub(MAX_ADMISSION_AGE_MS) {
+        return Err(ChainError::Timestamp {
+            timestamp: trx.body.timestamp,
+            reason: "more than 24 hours old: too old to admit as a new pending trx",
+        });
+    }
+    Ok(())
+}
+
 /// The protocol version and group every trx and block must carry.
 fn check_version_and_group(
     version: u16,

@@ -368,7 +368,9 @@ impl Engine {
         entry: &Arc<GroupEntry>,
         trx: Verified<Trx>,
     ) -> Result<(), NodeError> {
-        self.store.submit_pending(&trx, now_ms(), None).await?;
+        let now = now_ms();
+        crate::chain::verify::check_admission_age(&trx, now)?;
+        self.store.submit_pending(&trx, now, None).await?;
         self.metrics.trx_ingested.inc();
         self.queue_local(entry, trx).await;
         Ok(())

@@ -5,6 +5,7 @@ use super::inbound::HookError;
 use super::Account;
 use crate::store::{AccountRecord, LinkRecord};
 use rumgate_gateway::{DynGateway, InboundEvent};
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
 pub const KINDS: &[&str] = &["telegram", "mixin", "webhook"];
@@ -124,6 +125,15 @@ pub fn validate_link(
         return Ok(options);
     }
     let cfg = webhook_config(&options)?;
+    if cfg.format == rumgate_webhook::Format::Standard {
+        if let Some(problem) = cfg
+            .secret
+            .as_ref()
+            .and_then(|s| rumgate_webhook::sign::standard_secret_problem(s.expose_secret()))
+        {
+            return Err(format!("`webhook.secret`: {problem}"));
+        }
+    }
     if direction != "in" {
         if chat.is_empty() {
             return Err("an outbound webhook link needs `chat`: the target URL".into());

@@ -121,6 +121,16 @@ impl Store {
                     return Ok(Submitted::Existing(TrxId(existing)));
                 }
             }
+            let rejected: Option<String> = c
+                .query_row(
+                    "SELECT reason FROM rejected WHERE trx_id = ?1",
+                    [&id.0[..]],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(reason) = rejected {
+                return Err(StoreError::PreviouslyRejected { id, reason });
+            }
             let included = c
                 .query_row("SELECT 1 FROM trx WHERE trx_id = ?1", [&id.0[..]], |_| Ok(()))
                 .optional()?

@@ -46,6 +46,12 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0}")]
     IdempotencyMismatch(String),
+    /// The trx was pending here once and rejected; it is not admitted again.
+    #[error("trx {id} was rejected before: {reason}")]
+    PreviouslyRejected {
+        id: crate::chain::TrxId,
+        reason: String,
+    },
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -18,6 +18,14 @@ pub struct GroupRecord {
     pub last_cursor: i64,
 }
 
+/// A page of included trx and whether more may follow (the page hit its row limit or its byte
+/// budget).
+#[derive(Debug, Clone)]
+pub struct TrxPage {
+    pub rows: Vec<IncludedTrx>,
+    pub more: bool,
+}
+
 /// One included trx with its position.
 #[derive(Debug, Clone)]
 pub struct IncludedTrx {
@@ -197,30 +205,49 @@ impl Store {
         after: i64,
         limit: usize,
     ) -> Result<Vec<IncludedTrx>> {
+        Ok(self
+            .list_trx_within(gid, after, limit, usize::MAX)
+            .await?
+            .rows)
+    }
+
+    /// Like [`Store::list_trx`], but stops after the row whose stored bytes reach `max_bytes`
+    /// (at least one row), so that a page of large trx stays within a memory budget.
+    pub async fn list_trx_within(
+        &self,
+        gid: GroupId,
+        after: i64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<TrxPage> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT seq, height, idx, data FROM trx
                  WHERE group_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             )?;
-            included_rows(&mut stmt, params![&gid.0[..], after, limit as i64])
+            let mut rows = stmt.query(params![&gid.0[..], after, limit as i64])?;
+            page_rows(&mut rows, limit, max_bytes)
         })
         .await
     }
 
-    /// Included trx of a group with `after < seq < before`, newest first (for reverse paging).
-    pub async fn list_trx_desc(
+    /// Included trx of a group with `after < seq < before`, newest first (reverse paging), within
+    /// a byte budget like [`Store::list_trx_within`].
+    pub async fn list_trx_desc_within(
         &self,
         gid: GroupId,
         before: i64,
         after: i64,
         limit: usize,
-    ) -> Result<Vec<IncludedTrx>> {
+        max_bytes: usize,
+    ) -> Result<TrxPage> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT seq, height, idx, data FROM trx
                  WHERE group_id = ?1 AND seq < ?2 AND seq > ?3 ORDER BY seq DESC LIMIT ?4",
             )?;
-            included_rows(&mut stmt, params![&gid.0[..], before, after, limit as i64])
+            let mut rows = stmt.query(params![&gid.0[..], before, after, limit as i64])?;
+            page_rows(&mut rows, limit, max_bytes)
         })
         .await
     }
@@ -287,47 +314,62 @@ impl Store {
         from: u64,
         limit: usize,
     ) -> Result<Vec<BlockSummary>> {
+        self.list_blocks_within(gid, from, limit, usize::MAX).await
+    }
+
+    /// Like [`Store::list_blocks`], but stops after the block that brings the estimated JSON
+    /// size of the page (header plus 67 bytes per trx id) to `max_bytes` (at least one block).
+    pub async fn list_blocks_within(
+        &self,
+        gid: GroupId,
+        from: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<BlockSummary>> {
+        /// A block header as JSON (hashes, producer and signature in hex, field names).
+        const HEADER_JSON: usize = 512;
+        /// One trx id as a JSON string plus its comma.
+        const TRX_ID_JSON: usize = 67;
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT height, hash, prev_hash, timestamp, producer, signature FROM blocks
                  WHERE group_id = ?1 AND height >= ?2 ORDER BY height LIMIT ?3",
             )?;
-            let headers = stmt
-                .query_map(params![&gid.0[..], from as i64, limit as i64], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, Vec<u8>>(1)?,
-                        r.get::<_, Vec<u8>>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, Vec<u8>>(4)?,
-                        r.get::<_, Vec<u8>>(5)?,
-                    ))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut ids = c.prepare_cached(
                 "SELECT trx_id FROM trx WHERE group_id = ?1 AND height = ?2 ORDER BY idx",
             )?;
-            headers
-                .into_iter()
-                .map(|(height, hash, prev, ts, producer, sig)| {
-                    let trx_ids = ids
-                        .query_map(params![&gid.0[..], height], |r| r.get::<_, Vec<u8>>(0))?
-                        .map(|v| Ok(TrxId(blob32(v?, "trx id")?)))
-                        .collect::<Result<Vec<_>>>()?;
-                    let sig: [u8; 64] = sig
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt("signature is not 64 bytes".into()))?;
-                    Ok(BlockSummary {
-                        height: height as u64,
-                        hash: BlockHash(blob32(hash, "block hash")?),
-                        prev_hash: BlockHash(blob32(prev, "prev hash")?),
-                        timestamp: ts as u64,
-                        producer: blob32(producer, "producer")?,
-                        signature: Signature(sig),
-                        trx_ids,
-                    })
-                })
-                .collect()
+            let mut headers = stmt.query(params![&gid.0[..], from as i64, limit as i64])?;
+            let mut out = Vec::new();
+            let mut bytes = 0usize;
+            while bytes < max_bytes {
+                let Some(r) = headers.next()? else { break };
+                let (height, hash, prev, ts, producer, sig) = (
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                    r.get::<_, Vec<u8>>(5)?,
+                );
+                let trx_ids = ids
+                    .query_map(params![&gid.0[..], height], |r| r.get::<_, Vec<u8>>(0))?
+                    .map(|v| Ok(TrxId(blob32(v?, "trx id")?)))
+                    .collect::<Result<Vec<_>>>()?;
+                let sig: [u8; 64] = sig
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("signature is not 64 bytes".into()))?;
+                bytes = bytes.saturating_add(HEADER_JSON + TRX_ID_JSON * trx_ids.len());
+                out.push(BlockSummary {
+                    height: height as u64,
+                    hash: BlockHash(blob32(hash, "block hash")?),
+                    prev_hash: BlockHash(blob32(prev, "prev hash")?),
+                    timestamp: ts as u64,
+                    producer: blob32(producer, "producer")?,
+                    signature: Signature(sig),
+                    trx_ids,
+                });
+            }
+            Ok(out)
         })
         .await
     }
@@ -577,28 +619,28 @@ impl BlockRows {
 }
 
 /// Rows of `SELECT seq, height, idx, data FROM trx …` as included trx.
-fn included_rows(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    params: impl rusqlite::Params,
-) -> Result<Vec<IncludedTrx>> {
-    let rows = stmt
-        .query_map(params, |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    rows.into_iter()
-        .map(|(seq, height, idx, data)| {
-            Ok(IncludedTrx {
-                seq,
-                height: height as u64,
-                idx: idx as u32,
-                trx: decode_trx(&data)?,
-            })
-        })
-        .collect()
+/// Reads `(seq, height, idx, data)` rows until `limit` rows or the row whose bytes reach
+/// `max_bytes` (at least one row); `more` says whether the range may hold more.
+fn page_rows(rows: &mut rusqlite::Rows<'_>, limit: usize, max_bytes: usize) -> Result<TrxPage> {
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    let mut cut = false;
+    while let Some(r) = rows.next()? {
+        if bytes >= max_bytes {
+            cut = true;
+            break;
+        }
+        let data: Vec<u8> = r.get(3)?;
+        bytes = bytes.saturating_add(data.len());
+        out.push(IncludedTrx {
+            seq: r.get(0)?,
+            height: r.get::<_, i64>(1)? as u64,
+            idx: r.get::<_, i64>(2)? as u32,
+            trx: decode_trx(&data)?,
+        });
+    }
+    Ok(TrxPage {
+        more: cut || out.len() == limit,
+        rows: out,
+    })
 }

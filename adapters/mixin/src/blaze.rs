@@ -22,6 +22,7 @@ use url::Url;
 
 use crate::auth::Signer;
 use crate::client::ErrorBody;
+use crate::convert::null_as_default;
 use crate::error::Error;
 use crate::health::HealthBoard;
 
@@ -39,9 +40,9 @@ pub const ERROR_ACTION: &str = "ERROR";
 /// Unknown keys are ignored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BlazeMessage {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<Value>,
@@ -57,25 +58,41 @@ pub struct BlazeMessage {
 #[serde(default)]
 pub struct MessageView {
     #[serde(rename = "type")]
+    #[serde(deserialize_with = "null_as_default")]
     pub kind: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub representative_id: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub quote_message_id: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub conversation_id: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub user_id: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub session_id: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub message_id: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub category: String,
     /// The payload in standard base64 (older servers, still sent).
+    #[serde(deserialize_with = "null_as_default")]
     pub data: String,
     /// The payload in URL-safe base64 without padding (preferred).
+    #[serde(deserialize_with = "null_as_default")]
     pub data_base64: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub status: String,
     /// `CREATE_MESSAGE` live, `LIST_PENDING_MESSAGES` for backlog, `ACKNOWLEDGE_MESSAGE_RECEIPT`
     /// for receipts of our own messages.
+    #[serde(deserialize_with = "null_as_default")]
     pub source: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub silent: bool,
+    #[serde(deserialize_with = "null_as_default")]
     pub expire_in: i64,
+    #[serde(deserialize_with = "null_as_default")]
     pub created_at: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub updated_at: String,
 }
 
@@ -284,16 +301,8 @@ impl Connection {
                 }
                 ack = acks.recv() => {
                     let Some(message_id) = ack else { return Ended::Cancelled };
-                    let ack = BlazeMessage::request(
-                        ACKNOWLEDGE_MESSAGE_RECEIPT,
-                        Some(serde_json::json!({"message_id": message_id, "status": "READ"})),
-                    );
-                    let frame = match encode_frame(&ack) {
-                        Ok(f) => f,
-                        Err(e) => return end(e.to_string(), listed),
-                    };
-                    if let Err(e) = sink.send(Message::Binary(frame.into())).await {
-                        return end(format!("acknowledge: {e}"), listed);
+                    if let Err(e) = self.acknowledge(&mut sink, &message_id).await {
+                        return end(e, listed);
                     }
                     continue;
                 }
@@ -347,12 +356,23 @@ impl Connection {
                         listed = true;
                         self.health.blaze_up();
                     }
-                    let Some(view) = msg
-                        .data
-                        .and_then(|d| serde_json::from_value::<MessageView>(d).ok())
-                    else {
-                        tracing::warn!("ignoring a CREATE_MESSAGE frame without a message");
-                        continue;
+                    let data = msg.data.unwrap_or_default();
+                    let view = match serde_json::from_value::<MessageView>(data.clone()) {
+                        Ok(view) => view,
+                        Err(e) => {
+                            // Unreadable now is unreadable on every re-delivery: acknowledge it
+                            // (when it has an id) so Mixin does not repeat it for a week.
+                            let Some(id) = data.get("message_id").and_then(Value::as_str) else {
+                                tracing::warn!(error = %e, "ignoring a CREATE_MESSAGE frame without a message");
+                                continue;
+                            };
+                            tracing::warn!(message = %id, error = %e,
+                                "an unreadable Mixin message acknowledged without bridging it");
+                            if let Err(e) = self.acknowledge(&mut sink, id).await {
+                                return end(e, listed);
+                            }
+                            continue;
+                        }
                     };
                     if view.source == ACKNOWLEDGE_MESSAGE_RECEIPT || view.message_id.is_empty() {
                         continue;
@@ -370,6 +390,23 @@ impl Connection {
                 _ => {}
             }
         }
+    }
+}
+
+impl Connection {
+    /// Sends an `ACKNOWLEDGE_MESSAGE_RECEIPT` (status READ) for `message_id`.
+    async fn acknowledge<S>(&self, sink: &mut S, message_id: &str) -> Result<(), String>
+    where
+        S: futures::Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
+        let ack = BlazeMessage::request(
+            ACKNOWLEDGE_MESSAGE_RECEIPT,
+            Some(serde_json::json!({"message_id": message_id, "status": "READ"})),
+        );
+        let frame = encode_frame(&ack).map_err(|e| e.to_string())?;
+        sink.send(Message::Binary(frame.into()))
+            .await
+            .map_err(|e| format!("acknowledge: {e}"))
     }
 }
 

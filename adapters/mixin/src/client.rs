@@ -13,6 +13,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::auth::Signer;
+use crate::convert::null_as_default;
 use crate::error::Error;
 use crate::health::HealthBoard;
 
@@ -54,11 +55,11 @@ pub struct AckRequest {
 /// The `error` object of an API answer or a Blaze frame. Only `code` is relied on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub status: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub code: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub description: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra: Option<Value>,
@@ -68,13 +69,13 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserView {
     pub user_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub identity_number: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub full_name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub session_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub app_id: String,
 }
 
@@ -82,9 +83,9 @@ pub struct UserView {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttachmentView {
     pub attachment_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub upload_url: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub view_url: String,
 }
 
@@ -93,18 +94,19 @@ pub struct AttachmentView {
 pub struct ConversationView {
     pub conversation_id: String,
     /// `CONTACT` (1:1) or `GROUP`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub category: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub participants: Vec<ParticipantView>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParticipantView {
+    #[serde(default, deserialize_with = "null_as_default")]
     pub user_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub role: String,
 }
 
@@ -278,6 +280,9 @@ impl Client {
             } else {
                 i64::from(status.as_u16())
             };
+            if code == 10002 && names_message_id(e.extra.as_ref()) {
+                return Err(Error::KnownMessageId(e.description));
+            }
             return Err(self.classify(status, code, e.description, retry_after));
         }
         if status.is_success() {
@@ -365,11 +370,29 @@ impl Client {
     }
 
     /// Sends `messages` in order, in as few `POST /messages` requests as the limits allow.
-    /// Mixin ignores a message whose `message_id` it already has, so repeating this after a
-    /// failure is safe.
+    /// Repeating this after a failure is safe: Mixin ignores a message whose `message_id` it
+    /// already has, or refuses the request naming `message_id` ([`Error::KnownMessageId`]). A
+    /// refused request is then sent again one message at a time, and a message refused alone
+    /// for its id is one Mixin has: delivered, not failed.
     pub async fn post_messages(&self, messages: &[MessageRequest]) -> Result<(), Error> {
-        for body in batches(messages)? {
-            self.call(Method::POST, "/messages", Some(body)).await?;
+        for (body, batch) in packed(messages)? {
+            match self.call(Method::POST, "/messages", Some(body)).await {
+                Ok(_) => {}
+                Err(Error::KnownMessageId(_)) if batch.len() > 1 => {
+                    for m in batch {
+                        let (body, _) = packed(std::slice::from_ref(m))?
+                            .pop()
+                            .ok_or_else(|| Error::Invalid("an empty request".into()))?;
+                        match self.call(Method::POST, "/messages", Some(body)).await {
+                            Ok(_) => {}
+                            Err(Error::KnownMessageId(_)) => already_delivered(m),
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Err(Error::KnownMessageId(_)) => batch.iter().for_each(already_delivered),
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -478,13 +501,42 @@ async fn read_limited(
     Ok(Some(body))
 }
 
+/// Whether the `extra` of a 10002 names the `message_id` field (`{"field":"message_id"}`, or
+/// the name anywhere in it: Mixin documents only that details are in `extra`).
+fn names_message_id(extra: Option<&Value>) -> bool {
+    match extra {
+        Some(Value::String(s)) => s.contains("message_id"),
+        Some(Value::Array(a)) => a.iter().any(|v| names_message_id(Some(v))),
+        Some(Value::Object(o)) => o
+            .iter()
+            .any(|(k, v)| k == "message_id" || names_message_id(Some(v))),
+        _ => false,
+    }
+}
+
+fn already_delivered(m: &MessageRequest) {
+    tracing::info!(message = %m.message_id, "Mixin already has this message; counted as delivered");
+}
+
 /// Packs messages, in order, into JSON array bodies of at most [`MAX_BATCH_MESSAGES`] messages
 /// and [`MAX_BATCH_BYTES`] bytes.
 pub fn batches(messages: &[MessageRequest]) -> Result<Vec<Vec<u8>>, Error> {
+    Ok(packed(messages)?
+        .into_iter()
+        .map(|(body, _)| body)
+        .collect())
+}
+
+/// One request body and the messages it holds.
+type Packed<'a> = (Vec<u8>, &'a [MessageRequest]);
+
+/// [`batches`], each body with the messages it holds.
+fn packed(messages: &[MessageRequest]) -> Result<Vec<Packed<'_>>, Error> {
     let mut bodies = Vec::new();
     let mut body = Vec::new();
     let mut count = 0;
-    for m in messages {
+    let mut first = 0;
+    for (i, m) in messages.iter().enumerate() {
         let json = serde_json::to_vec(m).map_err(|e| Error::Protocol(e.to_string()))?;
         if json.len() + 2 > MAX_BATCH_BYTES {
             return Err(Error::Invalid(format!(
@@ -496,8 +548,9 @@ pub fn batches(messages: &[MessageRequest]) -> Result<Vec<Vec<u8>>, Error> {
         // `[`, the messages, `,` between them, `]`.
         if count == MAX_BATCH_MESSAGES || body.len() + json.len() + 2 > MAX_BATCH_BYTES {
             body.push(b']');
-            bodies.push(std::mem::take(&mut body));
+            bodies.push((std::mem::take(&mut body), &messages[first..i]));
             count = 0;
+            first = i;
         }
         body.push(if count == 0 { b'[' } else { b',' });
         body.extend_from_slice(&json);
@@ -505,7 +558,7 @@ pub fn batches(messages: &[MessageRequest]) -> Result<Vec<Vec<u8>>, Error> {
     }
     if count > 0 {
         body.push(b']');
-        bodies.push(body);
+        bodies.push((body, &messages[first..]));
     }
     Ok(bodies)
 }

@@ -24,6 +24,17 @@ pub const PLAIN_IMAGE: &str = "PLAIN_IMAGE";
 pub const PLAIN_DATA: &str = "PLAIN_DATA";
 pub const MESSAGE_RECALL: &str = "MESSAGE_RECALL";
 
+/// Reads a field that Mixin may send as JSON `null` as its default (empty string, 0, false,
+/// empty list), so that a null never makes a whole message unreadable. Use with
+/// `#[serde(default, deserialize_with = "crate::convert::null_as_default")]`.
+pub fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// The payload bytes of an incoming message: `data_base64` if present, else `data`.
 pub fn payload(view: &MessageView) -> Option<Vec<u8>> {
     [&view.data_base64, &view.data]
@@ -36,12 +47,15 @@ pub fn payload(view: &MessageView) -> Option<Vec<u8>> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AttachmentPayload {
+    #[serde(deserialize_with = "null_as_default")]
     pub attachment_id: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub mime_type: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub width: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
+    #[serde(deserialize_with = "null_as_default")]
     pub size: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thumbnail: Option<String>,
@@ -52,6 +66,7 @@ pub struct AttachmentPayload {
 /// The payload of `MESSAGE_RECALL`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecallPayload {
+    #[serde(default, deserialize_with = "null_as_default")]
     pub message_id: String,
 }
 

@@ -27,6 +27,12 @@ pub enum Error {
         code: i64,
         description: String,
     },
+    /// 10002 "invalid field" naming `message_id`. Outgoing ids are UUIDs derived from the trx,
+    /// so Mixin refusing one means it already has that message: an earlier attempt landed and
+    /// its answer was lost. [`crate::client::Client::post_messages`] counts such a message as
+    /// delivered.
+    #[error("Mixin already has this message id (10002 on message_id): {0}")]
+    KnownMessageId(String),
     /// Network trouble, a timeout, an HTTP 5xx without a usable body.
     #[error("transport: {0}")]
     Transport(String),
@@ -50,7 +56,10 @@ impl Error {
         match self {
             Self::RateLimited { .. } | Self::Transport(_) | Self::Protocol(_) => true,
             Self::Api { code, .. } => Self::code_is_transient(*code),
-            Self::Config(_) | Self::Unauthorized(_) | Self::Invalid(_) => false,
+            Self::Config(_)
+            | Self::Unauthorized(_)
+            | Self::Invalid(_)
+            | Self::KnownMessageId(_) => false,
         }
     }
 }
@@ -69,7 +78,7 @@ impl From<Error> for GatewayError {
                 code: 400 | 10002, ..
             } => Self::Invalid(e.to_string()),
             // 403 not a participant, 404, 20116 group full and anything else undocumented.
-            Error::Api { .. } => Self::Permanent(e.to_string()),
+            Error::Api { .. } | Error::KnownMessageId(_) => Self::Permanent(e.to_string()),
             Error::Transport(_) | Error::Protocol(_) => Self::Transient(e.to_string()),
         }
     }

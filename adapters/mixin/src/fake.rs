@@ -123,9 +123,14 @@ struct Conversation {
     messages: Vec<StoredMessage>,
 }
 
+/// Keys of a message view sent with other JSON values.
+type Overrides = Vec<(String, Value)>;
+
 #[derive(Debug)]
 struct Pending {
     view: MessageView,
+    /// Keys of the view sent with these values instead (nulls, wrong types).
+    overrides: Overrides,
     acked: bool,
     deliveries: u32,
     first_delivery: Option<Instant>,
@@ -147,6 +152,8 @@ struct World {
     rate_limit_every: Option<u64>,
     message_calls: u64,
     duplicate_deliveries: bool,
+    /// Answer a `POST /messages` that repeats an accepted id with an error instead of ignoring it.
+    refuse_known_ids: bool,
     reject_auth: bool,
     jtis: HashSet<String>,
     acks: Vec<String>,
@@ -334,6 +341,12 @@ impl FakeMixin {
 
     /// Queues `data` (the message view JSON) as a message for the bot, as Mixin would push it.
     pub fn inject_view(&self, view: MessageView) -> String {
+        self.inject_view_with(view, &[])
+    }
+
+    /// Like [`FakeMixin::inject_view`], with some keys sent with other JSON values: `null` (as
+    /// Mixin may send empty fields) or values of the wrong type.
+    pub fn inject_view_with(&self, view: MessageView, overrides: &[(&str, Value)]) -> String {
         let id = view.message_id.clone();
         {
             let mut st = self.state();
@@ -350,6 +363,10 @@ impl FakeMixin {
             }
             st.pending.push(Pending {
                 view,
+                overrides: overrides
+                    .iter()
+                    .map(|(k, v)| ((*k).to_string(), v.clone()))
+                    .collect(),
                 acked: false,
                 deliveries: 0,
                 first_delivery: None,
@@ -359,7 +376,8 @@ impl FakeMixin {
         id
     }
 
-    fn view(&self, chat: &str, user: &str, category: &str, payload: &[u8]) -> MessageView {
+    /// A message view from `user` in `chat` carrying `payload`, for [`FakeMixin::inject_view`].
+    pub fn view(&self, chat: &str, user: &str, category: &str, payload: &[u8]) -> MessageView {
         let now = rfc3339_now();
         MessageView {
             kind: "message".into(),
@@ -383,6 +401,15 @@ impl FakeMixin {
     pub fn inject_text(&self, chat: &str, user: &str, text: &str) -> String {
         let v = self.view(chat, user, "PLAIN_TEXT", text.as_bytes());
         self.inject_view(v)
+    }
+
+    /// An uploaded attachment holding `bytes`; returns its id.
+    pub fn add_attachment(&self, bytes: Vec<u8>) -> String {
+        let attachment_id = uuid::Uuid::new_v4().to_string();
+        self.state()
+            .attachments
+            .insert(attachment_id.clone(), Some(bytes));
+        attachment_id
     }
 
     /// A `PLAIN_IMAGE` from `user` whose attachment holds `bytes`.
@@ -434,6 +461,14 @@ impl FakeMixin {
     /// The next `faults.len()` `POST /messages` calls fail, in order.
     pub fn fail_messages(&self, faults: impl IntoIterator<Item = Fault>) {
         self.state().faults.extend(faults);
+    }
+
+    /// With `on`, a `POST /messages` carrying a `message_id` Mixin already accepted is refused as
+    /// a whole with a 202-wrapped 10002 naming `message_id` (nothing of it applied), instead of
+    /// the repeat being ignored. Mixin documents neither answer for this case; this is the
+    /// stricter one, in the documented error shape.
+    pub fn refuse_known_message_ids(&self, on: bool) {
+        self.state().refuse_known_ids = on;
     }
 
     /// Every `n`-th `POST /messages` call (counting from the next) answers a 202-wrapped 429;
@@ -590,7 +625,7 @@ async fn blaze_session(fake: FakeMixin, mut socket: WebSocket) {
     loop {
         if listed {
             // Everything not acknowledged and not yet sent on this connection.
-            let out: Vec<(MessageView, bool)> = {
+            let out: Vec<(MessageView, Overrides, bool)> = {
                 let mut st = fake.state();
                 let twice = st.duplicate_deliveries;
                 st.pending
@@ -599,16 +634,20 @@ async fn blaze_session(fake: FakeMixin, mut socket: WebSocket) {
                     .map(|p| {
                         p.deliveries += if twice { 2 } else { 1 };
                         p.first_delivery.get_or_insert_with(Instant::now);
-                        (p.view.clone(), twice)
+                        (p.view.clone(), p.overrides.clone(), twice)
                     })
                     .collect()
             };
-            for (view, twice) in out {
+            for (view, overrides, twice) in out {
                 sent.insert(view.message_id.clone());
+                let mut data = serde_json::to_value(&view).unwrap_or_default();
+                for (key, value) in overrides {
+                    data[key.as_str()] = value;
+                }
                 let msg = BlazeMessage {
                     id: uuid::Uuid::new_v4().to_string(),
                     action: blaze::CREATE_MESSAGE.into(),
-                    data: serde_json::to_value(&view).ok(),
+                    data: Some(data),
                     ..BlazeMessage::default()
                 };
                 for _ in 0..if twice { 2 } else { 1 } {
@@ -880,7 +919,9 @@ fn post_messages(fake: &FakeMixin, body: &[u8], call: &mut Call) -> (StatusCode,
             field("message_id"),
             field("category"),
         );
-        if uuid::Uuid::try_parse(&message_id).is_err() {
+        if uuid::Uuid::try_parse(&message_id).is_err()
+            || (st.refuse_known_ids && st.ids.contains_key(&message_id))
+        {
             return invalid("message_id");
         }
         let Some(conv) = st.conversations.get(&conversation_id) else {

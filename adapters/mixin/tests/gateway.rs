@@ -590,3 +590,148 @@ async fn the_fake_holds_us_to_the_wire_rules() {
         assert_eq!(body["error"]["code"], 401, "{path}: {body}");
     }
 }
+
+#[tokio::test]
+async fn messages_with_null_fields_are_bridged_and_acknowledged() {
+    let fake = fake().await;
+    let gw = gateway(&fake);
+    let (mut rx, token) = start(&gw).await;
+    // A text whose optional fields come as JSON null.
+    let text = fake.view(GROUP, DAVE, "PLAIN_TEXT", b"nulls are empty");
+    let nulls = [
+        "quote_message_id",
+        "representative_id",
+        "data",
+        "silent",
+        "expire_in",
+        "updated_at",
+        "status",
+    ]
+    .map(|k| (k, serde_json::Value::Null));
+    let text = fake.inject_view_with(text, &nulls);
+    let req = next(&mut rx).await;
+    let InboundEvent::Message(m) = &req.event else {
+        panic!("{:?}", req.event)
+    };
+    assert_eq!(m.message_id, text);
+    assert_eq!(m.text.text, "nulls are empty");
+    assert_eq!(m.reply_to, None);
+    stored(req);
+    // An image whose payload has nulls too.
+    let png = vec![0x89, b'P', b'N', b'G', 9];
+    let attachment = fake.add_attachment(png.clone());
+    let payload = serde_json::json!({"attachment_id": attachment, "mime_type": null,
+        "width": null, "height": null, "size": null, "thumbnail": null, "name": null});
+    let image = fake.view(
+        GROUP,
+        DAVE,
+        "PLAIN_IMAGE",
+        &serde_json::to_vec(&payload).unwrap(),
+    );
+    let image = fake.inject_view(image);
+    let req = next(&mut rx).await;
+    let InboundEvent::Message(m) = &req.event else {
+        panic!("{:?}", req.event)
+    };
+    assert_eq!(m.message_id, image);
+    assert_eq!(m.attachments.len(), 1, "{m:?}");
+    assert_eq!(m.attachments[0].data, png);
+    stored(req);
+    eventually("both acknowledged", || async {
+        (fake.is_acked(&text) && fake.is_acked(&image)).then_some(())
+    })
+    .await;
+    token.cancel();
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_retry_that_mixin_refuses_because_it_has_the_ids_counts_as_delivered() {
+    let fake = fake().await;
+    fake.refuse_known_message_ids(true);
+    let gw = gateway(&fake);
+    // One part: the first attempt lands, its answer is lost.
+    fake.fail_messages([Fault::DropAfterApply]);
+    let err = gw
+        .send(GROUP, &outbound("trx-one", "Ann: once"))
+        .await
+        .expect_err("the answer never arrived");
+    assert!(matches!(err, GatewayError::Transient(_)), "{err:?}");
+    let delivered = gw
+        .send(GROUP, &outbound("trx-one", "Ann: once"))
+        .await
+        .expect("a refusal naming the known id is a delivery");
+    assert_eq!(delivered.parts.len(), 1);
+    assert_eq!(fake.bot_texts(GROUP), ["Ann: once"]);
+    // Several parts in one request: the refusal of the whole request is resolved per message.
+    let long = format!("Ann: {}", "x".repeat(20_000));
+    fake.fail_messages([Fault::DropAfterApply]);
+    gw.send(GROUP, &outbound("trx-long", &long))
+        .await
+        .expect_err("the answer never arrived");
+    let delivered = gw
+        .send(GROUP, &outbound("trx-long", &long))
+        .await
+        .expect("retry of a two-part post");
+    assert!(delivered.parts.len() >= 2, "{delivered:?}");
+    assert_eq!(
+        fake.bot_texts(GROUP).len(),
+        1 + delivered.parts.len(),
+        "each part once"
+    );
+    // A request mixing a known id with a new one still delivers the new one: the first edit
+    // attempt landed (recall and new text), the retry carries the same recall and another text.
+    let edit = |text: &str| rumgate_gateway::OutboundEdit {
+        item_id: "trx-one".into(),
+        parts: delivered_parts(&fake, "Ann: once"),
+        text: FormattedText::plain(text),
+        author: Author {
+            id: "a".into(),
+            name: "Ann".into(),
+        },
+    };
+    let (first, second) = (edit("Ann: edited"), edit("Ann: edited again"));
+    fake.fail_messages([Fault::DropAfterApply]);
+    gw.edit(GROUP, &first).await.expect_err("answer lost");
+    let delivered = gw.edit(GROUP, &second).await.expect("the edit's retry");
+    assert_eq!(delivered.parts.len(), 1);
+    let texts = fake.bot_texts(GROUP);
+    assert!(
+        texts.contains(&"Ann: edited again".to_string()),
+        "{texts:?}"
+    );
+    assert!(
+        !texts.contains(&"Ann: once".to_string()),
+        "recalled: {texts:?}"
+    );
+}
+
+fn delivered_parts(fake: &FakeMixin, text: &str) -> Vec<RemoteRef> {
+    fake.messages(GROUP)
+        .into_iter()
+        .filter(|m| m.text == text)
+        .map(|m| RemoteRef {
+            chat: GROUP.into(),
+            message_id: m.message_id,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_unreadable_message_is_acknowledged_instead_of_repeating_forever() {
+    let fake = fake().await;
+    let gw = gateway(&fake);
+    let (mut rx, token) = start(&gw).await;
+    let view = fake.view(GROUP, DAVE, "PLAIN_TEXT", b"a bool that is not one");
+    let bad = fake.inject_view_with(view, &[("silent", serde_json::json!("sometimes"))]);
+    let good = fake.inject_text(GROUP, DAVE, "after it");
+    let req = next(&mut rx).await;
+    assert_eq!(message_id(&req), good, "the unreadable one is not bridged");
+    stored(req);
+    eventually("both acknowledged", || async {
+        (fake.is_acked(&bad) && fake.is_acked(&good)).then_some(())
+    })
+    .await;
+    token.cancel();
+    gw.shutdown().await;
+}

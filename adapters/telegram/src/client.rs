@@ -18,8 +18,8 @@ use rumgate_gateway::{GatewayError, Result};
 use serde::{Deserialize, Serialize};
 use teloxide_core::net::Download;
 use teloxide_core::payloads::{
-    EditMessageCaptionSetters, EditMessageTextSetters, SendMessageSetters, SendPhotoSetters,
-    SetWebhookSetters,
+    DeleteWebhookSetters, EditMessageCaptionSetters, EditMessageTextSetters, SendMessageSetters,
+    SendPhotoSetters, SetWebhookSetters,
 };
 use teloxide_core::requests::{JsonRequest, Payload, Request, Requester};
 use teloxide_core::types::{
@@ -93,8 +93,10 @@ pub enum Downloaded {
 /// Why `getUpdates` failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PollError {
-    /// 409: another poller took over, or a webhook is set.
+    /// 409: another poller took over.
     Conflict(String),
+    /// 409: a webhook is set, so `getUpdates` is refused until `deleteWebhook`.
+    WebhookActive(String),
     Other(GatewayError),
 }
 
@@ -157,9 +159,21 @@ impl Client {
             .send()
             .await
             .map_err(|e| match conflict(&e) {
+                Some(d) if d.contains("webhook is active") => PollError::WebhookActive(d),
                 Some(description) => PollError::Conflict(description),
                 None => PollError::Other(classify(e)),
             })
+    }
+
+    /// `deleteWebhook` keeping the updates Telegram holds, so that polling can take over.
+    pub async fn delete_webhook(&self) -> Result<()> {
+        self.bot
+            .delete_webhook()
+            .drop_pending_updates(false)
+            .send()
+            .await
+            .map(drop)
+            .map_err(classify)
     }
 
     /// `sendMessage` with HTML; returns the new message id.

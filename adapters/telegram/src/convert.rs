@@ -646,21 +646,19 @@ mod tests {
     use super::*;
 
     const BOT_ID: i64 = 7412345678;
-    const FIXTURES: &str = "../../../shared/fixtures/telegram";
+    const FIXTURES: &str = "tests/fixtures";
 
-    fn fixture_updates() -> Option<Vec<Update>> {
+    fn fixture_updates() -> Vec<Update> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join(FIXTURES)
             .join("getUpdates.json");
-        let text = std::fs::read_to_string(path).ok()?;
+        let text = std::fs::read_to_string(path).expect("fixture file");
         let body: serde_json::Value = serde_json::from_str(&text).expect("fixture json");
         let updates = body["result"].as_array().expect("result").clone();
-        Some(
-            updates
-                .into_iter()
-                .map(|u| parse_update(u).expect("every fixture update parses"))
-                .collect(),
-        )
+        updates
+            .into_iter()
+            .map(|u| parse_update(u).expect("every fixture update parses"))
+            .collect()
     }
 
     fn message_of(c: &Converted) -> &InboundMessage {
@@ -685,10 +683,7 @@ mod tests {
 
     #[test]
     fn converts_every_fixture_update() {
-        let Some(updates) = fixture_updates() else {
-            eprintln!("fixtures not found; skipped");
-            return;
-        };
+        let updates = fixture_updates();
         let converted: Vec<Converted> = updates
             .iter()
             .map(|u| convert_update(u, Some(BOT_ID), 400 * 1024))

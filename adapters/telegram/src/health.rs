@@ -64,8 +64,8 @@ impl Inner {
             return Health::degraded(format!(
                 "getUpdates answered 409 ({c}). Another process is polling updates for this bot \
                  (a second rumgate or another bot framework with the same token), or a webhook is \
-                 set: stop the other poller, or call deleteWebhook, or run this gateway in webhook \
-                 mode. Retrying with backoff."
+                 set and deleteWebhook failed: stop the other poller, or delete the webhook, or run \
+                 this gateway in webhook mode. Retrying with backoff."
             ));
         }
         if status.poll_failures >= 3 {

@@ -228,6 +228,29 @@ pub(crate) async fn poll_loop(inner: Arc<Inner>, ctx: GatewayContext, token: Can
                 backoff.reset();
                 updates
             }
+            Err(PollError::WebhookActive(description)) => {
+                // A webhook left behind (by an earlier webhook-mode run or another tool) blocks
+                // polling; this gateway polls, so it takes the updates back, keeping those queued.
+                warn!(%description, "getUpdates refused while a webhook is set; deleting it");
+                let deleted = tokio::select! {
+                    _ = token.cancelled() => break 'poll,
+                    d = inner.client.delete_webhook() => d,
+                };
+                match deleted {
+                    Ok(()) => {
+                        info!("webhook deleted (pending updates kept); polling resumes");
+                        inner.status().conflict = None;
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "deleteWebhook failed");
+                        inner.status().conflict = Some(description);
+                        if !pause(&token, e.retry_after().unwrap_or_else(|| backoff.next())).await {
+                            break 'poll;
+                        }
+                    }
+                }
+                continue;
+            }
             Err(PollError::Conflict(description)) => {
                 warn!(%description, "getUpdates conflict: another poller or a webhook");
                 inner.status().conflict = Some(description);
@@ -261,9 +284,8 @@ pub(crate) async fn poll_loop(inner: Arc<Inner>, ctx: GatewayContext, token: Can
                 warn!("an update without update_id skipped");
                 continue;
             };
-            if offset.is_some_and(|o| id < o) {
-                continue; // already handled; Telegram re-sent it before our confirmation
-            }
+            // No skipping by id: Telegram restarts its ids (lower) after a week without
+            // updates, and an update it sends again is recognised by the node's dedup.
             let step = inner
                 .process_update(&ctx, &token, value)
                 .instrument(info_span!("update", update_id = id))

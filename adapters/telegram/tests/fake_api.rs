@@ -11,10 +11,12 @@ use rumgate_telegram::fake::{FakeBotApi, Fault, TOKEN};
 use rumgate_telegram::{TelegramConfig, TelegramGateway};
 use serde_json::Value;
 
-fn fixture(name: &str) -> Option<Value> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/telegram");
-    let text = std::fs::read_to_string(dir.join(name)).ok()?;
-    serde_json::from_str(&text).ok()
+/// A copy of a recorded sample from `shared/fixtures/telegram` (provenance in the `.source.txt`
+/// next to it), kept in `tests/fixtures`.
+fn fixture(name: &str) -> Value {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let text = std::fs::read_to_string(dir.join(name)).expect("fixture file");
+    serde_json::from_str(&text).expect("fixture JSON")
 }
 
 /// Every key of `want` (recursively, for objects) is in `got`.
@@ -45,10 +47,7 @@ async fn call(fake: &FakeBotApi, method: &str, body: Value) -> Value {
 
 #[tokio::test]
 async fn answers_have_the_shapes_of_the_recorded_fixtures() {
-    let Some(get_me) = fixture("getMe.json") else {
-        eprintln!("shared/fixtures/telegram not found; skipped");
-        return;
-    };
+    let get_me = fixture("getMe.json");
     let fake = FakeBotApi::start().await;
     let me = call(&fake, "getMe", serde_json::json!({})).await;
     assert_eq!(has_keys_of(&me, &get_me, ""), Vec::<String>::new());
@@ -60,7 +59,7 @@ async fn answers_have_the_shapes_of_the_recorded_fixtures() {
         serde_json::json!({"chat_id": -1002345678901i64, "text": "<b>[Mixin] Dave:</b> hi", "parse_mode": "HTML"}),
     )
     .await;
-    let want = fixture("sendMessage.json").expect("fixture");
+    let want = fixture("sendMessage.json");
     let mut want_no_optional = want.clone();
     want_no_optional["result"]["chat"]
         .as_object_mut()
@@ -79,7 +78,7 @@ async fn answers_have_the_shapes_of_the_recorded_fixtures() {
     )
     .await;
     // `entities` is present only when the text has some; the fixture's edit had.
-    let mut want_edit = fixture("editMessageText.json").expect("fixture");
+    let mut want_edit = fixture("editMessageText.json");
     want_edit["result"]
         .as_object_mut()
         .map(|r| r.remove("entities"));
@@ -90,17 +89,14 @@ async fn answers_have_the_shapes_of_the_recorded_fixtures() {
         serde_json::json!({"chat_id": -1002345678901i64, "message_id": id, "text": "changed"}),
     )
     .await;
-    assert_eq!(
-        same,
-        fixture("error.400.message_not_modified.json").expect("fixture")
-    );
+    assert_eq!(same, fixture("error.400.message_not_modified.json"));
     let deleted = call(
         &fake,
         "deleteMessage",
         serde_json::json!({"chat_id": -1002345678901i64, "message_id": id}),
     )
     .await;
-    assert_eq!(deleted, fixture("deleteMessage.json").expect("fixture"));
+    assert_eq!(deleted, fixture("deleteMessage.json"));
 
     let cases = [
         (Fault::RetryAfter(17), "error.429.retry_after.json"),
@@ -121,30 +117,21 @@ async fn answers_have_the_shapes_of_the_recorded_fixtures() {
             serde_json::json!({"chat_id": -1002345678901i64, "text": "x"}),
         )
         .await;
-        assert_eq!(got, fixture(name).expect("fixture"), "{name}");
+        assert_eq!(got, fixture(name), "{name}");
     }
     let got = call(&fake, "getWhatever", serde_json::json!({})).await;
-    assert_eq!(
-        got,
-        fixture("error.404.method_not_found.json").expect("fixture")
-    );
+    assert_eq!(got, fixture("error.404.method_not_found.json"));
     fake.set_webhook_active("https://x.example/");
     let got = call(&fake, "getUpdates", serde_json::json!({})).await;
-    assert_eq!(
-        got,
-        fixture("error.409.conflict_webhook_active.json").expect("fixture")
-    );
+    assert_eq!(got, fixture("error.409.conflict_webhook_active.json"));
     fake.clear_webhook();
     let got = call(&fake, "getUpdates", serde_json::json!({"timeout": 0})).await;
-    assert_eq!(got, fixture("getUpdates.empty.json").expect("fixture"));
+    assert_eq!(got, fixture("getUpdates.empty.json"));
 }
 
 #[tokio::test]
 async fn serves_the_fixture_updates_to_the_adapter() {
-    let Some(updates) = fixture("getUpdates.json") else {
-        eprintln!("shared/fixtures/telegram not found; skipped");
-        return;
-    };
+    let updates = fixture("getUpdates.json");
     let fake = FakeBotApi::start().await;
     for u in updates["result"].as_array().expect("result") {
         fake.push_update(u.clone());
@@ -252,4 +239,20 @@ async fn the_token_never_appears_in_logs_errors_or_debug_output() {
     for dbg in [format!("{gw:?}"), format!("{gone:?}"), format!("{gw2:?}")] {
         assert!(!dbg.contains(secret), "token in Debug: {dbg}");
     }
+}
+
+#[tokio::test]
+async fn get_updates_with_a_webhook_set_answers_the_real_409_body() {
+    let want = fixture("error.409.conflict_webhook_active.json");
+    let fake = FakeBotApi::start().await;
+    fake.set_webhook_active("https://elsewhere.example/hook");
+    let response = reqwest::Client::new()
+        .post(format!("{}/bot{}/getUpdates", fake.url(), fake.token()))
+        .json(&serde_json::json!({"timeout": 0}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 409);
+    let got: Value = response.json().await.expect("json");
+    assert_eq!(got, want);
 }

@@ -313,9 +313,44 @@ async fn a_second_poller_makes_health_degraded_with_an_explanation() {
 }
 
 #[tokio::test]
-async fn an_active_webhook_makes_polling_degraded_and_says_so() {
+async fn polling_deletes_an_active_webhook_keeping_pending_updates_and_resumes() {
+    let fake = FakeBotApi::start().await;
+    fake.inject_text(GROUP, "sent while the webhook was set");
+    fake.set_webhook_active("https://elsewhere.example/hook");
+    let gw = TelegramGateway::new(fake.config()).expect("gateway");
+    let node = SimNode::default();
+    let running = start(&gw, &node).await;
+    eventually("the pending update stored", DEADLINE, || async {
+        (node.messages().len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(fake.webhook(), None, "the webhook was deleted");
+    let deletes = fake.calls_to("deletewebhook");
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+    assert_eq!(
+        deletes[0].params.get("drop_pending_updates"),
+        Some(&json!(false)),
+        "pending updates are kept"
+    );
+    fake.inject_text(GROUP, "after");
+    eventually("polling resumed", DEADLINE, || async {
+        (node.messages().len() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(gw.health().await.state, HealthState::Ok);
+    running.stop(&gw).await;
+}
+
+#[tokio::test]
+async fn a_webhook_that_cannot_be_deleted_makes_polling_degraded_and_says_so() {
     let fake = FakeBotApi::start().await;
     fake.set_webhook_active("https://elsewhere.example/hook");
+    fake.inject_fault(
+        Some("deletewebhook"),
+        None,
+        Fault::ServerError(502),
+        usize::MAX,
+    );
     let gw = TelegramGateway::new(fake.config()).expect("gateway");
     let node = SimNode::default();
     let running = start(&gw, &node).await;
@@ -326,6 +361,31 @@ async fn an_active_webhook_makes_polling_degraded_and_says_so() {
     .await;
     assert!(detail.contains("webhook is active"), "{detail}");
     assert!(detail.contains("deleteWebhook"), "{detail}");
+    running.stop(&gw).await;
+}
+
+#[tokio::test]
+async fn updates_after_telegram_restarts_its_update_ids_are_stored() {
+    let fake = FakeBotApi::start().await;
+    let gw = TelegramGateway::new(fake.config()).expect("gateway");
+    let node = SimNode::default();
+    let running = start(&gw, &node).await;
+    fake.inject_text(GROUP, "before a week of silence");
+    eventually("stored and confirmed", DEADLINE, || async {
+        (node.messages().len() == 1 && fake.pending_updates().is_empty()).then_some(())
+    })
+    .await;
+    // After a week without updates Telegram picks the next id at random, here far below ours.
+    fake.restart_update_ids(1_000);
+    let first = fake.inject_text(GROUP, "after the reset");
+    let second = fake.inject_text(GROUP, "and another");
+    eventually("both stored and confirmed", DEADLINE, || async {
+        (node.messages().len() == 3 && fake.pending_updates().is_empty()).then_some(())
+    })
+    .await;
+    let ids: Vec<String> = node.messages().into_iter().map(|m| m.1).collect();
+    assert!(ids.contains(&first.to_string()) && ids.contains(&second.to_string()));
+    assert_eq!(fake.confirmed_below(), 1_002, "the new ids are confirmed");
     running.stop(&gw).await;
 }
 

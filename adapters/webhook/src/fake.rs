@@ -55,7 +55,13 @@ pub enum Fault {
     Json(u16, Value),
     /// Answer normally; lets `fail_next` fault a later request instead of the next one.
     Pass,
+    /// Answer with this status and a body that does not end (64 MiB, streamed as fast as the
+    /// client reads), counting what was handed out ([`Receiver::streamed_bytes`]).
+    EndlessBody(u16),
 }
+
+/// How much of an [`Fault::EndlessBody`] is streamed at most.
+const ENDLESS_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A message as a Discord channel shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,9 +108,14 @@ struct Inner {
     snowflakes: u64,
 }
 
+/// Bytes of endless bodies handed to the connection so far.
+#[derive(Default)]
+struct Streamed(std::sync::atomic::AtomicU64);
+
 #[derive(Clone)]
 pub struct Receiver {
     inner: Arc<Mutex<Inner>>,
+    streamed: Arc<Streamed>,
     secret: Option<String>,
     pub addr: SocketAddr,
     stop: CancellationToken,
@@ -117,6 +128,7 @@ impl Receiver {
         let addr = listener.local_addr()?;
         let r = Self {
             inner: Arc::new(Mutex::new(Inner::default())),
+            streamed: Arc::default(),
             secret: secret.map(str::to_string),
             addr,
             stop: CancellationToken::new(),
@@ -162,6 +174,12 @@ impl Receiver {
     /// Accepted deliveries (repeats included, flagged).
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.lock().accepted.clone()
+    }
+
+    /// Bytes of [`Fault::EndlessBody`] answers handed out so far (the client read about this
+    /// much, less what socket buffers hold).
+    pub fn streamed_bytes(&self) -> u64 {
+        self.streamed.0.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Requests answered with a fault or refused for a bad signature.
@@ -300,6 +318,29 @@ async fn handle(
             return (
                 StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 axum::Json(answer),
+            )
+                .into_response();
+        }
+        Some(Fault::EndlessBody(status)) => {
+            r.lock().refused.push(d);
+            let streamed = Arc::clone(&r.streamed);
+            let chunk = Bytes::from(vec![b'x'; 16 * 1024]);
+            let body = futures::stream::unfold(0u64, move |sent| {
+                let (chunk, streamed) = (chunk.clone(), Arc::clone(&streamed));
+                async move {
+                    if sent >= ENDLESS_BYTES {
+                        return None;
+                    }
+                    let n = chunk.len() as u64;
+                    streamed
+                        .0
+                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    Some((Ok::<_, std::io::Error>(chunk), sent + n))
+                }
+            });
+            return (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                axum::body::Body::from_stream(body),
             )
                 .into_response();
         }

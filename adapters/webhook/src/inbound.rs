@@ -11,7 +11,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// A verified inbound hook.
 #[derive(Debug, Clone)]
 pub struct Inbound {
-    /// Dedup key: Standard `webhook-id`, GitHub `X-GitHub-Delivery`, plain `Idempotency-Key` /
+    /// Dedup key: Standard `webhook-id` (signed), GitHub the SHA-256 of the signed body (the
+    /// `X-GitHub-Delivery` header is not signed, so a captured body could be replayed under a
+    /// new one; GitHub's redeliveries repeat the body too), plain `Idempotency-Key` /
     /// `webhook-id` header or else the SHA-256 of the body.
     pub message_id: String,
     /// `None` for deliveries that carry nothing to post (GitHub `ping`, unsupported events).
@@ -117,8 +119,9 @@ pub fn verify_inbound(
             let delivery = header(headers, "x-github-delivery")?;
             let event_name = header(headers, "x-github-event")?;
             let json = github_json(headers, body)?;
+            tracing::debug!(%delivery, event = %event_name, "github delivery verified");
             Ok(Inbound {
-                message_id: delivery.to_string(),
+                message_id: hex::encode(Sha256::digest(body)),
                 event: render_github(event_name, &json).map(|(text, author)| {
                     message(text, author, None)
                 }),

@@ -156,10 +156,8 @@ impl WebhookGateway {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let text: String = resp
-            .text()
-            .await
-            .unwrap_or_default()
+        // An excerpt for the error; a receiver streaming without end must not fill memory.
+        let text: String = String::from_utf8_lossy(&read_capped(resp).await)
             .chars()
             .take(300)
             .collect();

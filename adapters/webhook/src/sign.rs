@@ -9,8 +9,22 @@ use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The HMAC key of a `whsec_…` secret (base64 after the prefix); a secret that is not valid
-/// base64 is used as raw bytes, as the reference libraries' lenient mode does.
+/// Why a Standard Webhooks secret cannot be used, or `None`: a `whsec_…` secret must be base64
+/// after the prefix (as the reference libraries require). Links are refused with this at
+/// creation; GitHub and plain secrets are any shared string and need no check.
+pub fn standard_secret_problem(secret: &str) -> Option<&'static str> {
+    let rest = secret.strip_prefix("whsec_")?;
+    match B64.decode(rest) {
+        Ok(key) if !key.is_empty() => None,
+        Ok(_) => Some("a whsec_ secret needs a base64 key after the prefix; this one is empty"),
+        Err(_) => Some("a whsec_ secret must be base64 after the prefix; this one is not"),
+    }
+}
+
+/// The HMAC key of a `whsec_…` secret (base64 after the prefix). A secret without the prefix
+/// that is not valid base64 is used as raw bytes, as the reference libraries' lenient mode does;
+/// a prefixed one that is not base64 is refused when the link is made
+/// ([`standard_secret_problem`]), so only links stored before that check reach the fallback.
 pub fn standard_key(secret: &str) -> Vec<u8> {
     let s = secret.strip_prefix("whsec_").unwrap_or(secret);
     B64.decode(s).unwrap_or_else(|_| s.as_bytes().to_vec())

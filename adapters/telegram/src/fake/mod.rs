@@ -1,7 +1,9 @@
 //! A fake Telegram Bot API server (feature `fake`) that speaks the real protocol on
 //! `127.0.0.1:0`: case-insensitive `/bot<token>/<method>` routes taking query strings, JSON,
 //! form-urlencoded and multipart bodies; `getUpdates` with offset confirmation and long polls that
-//! wake on new updates (and a 409 for the older of two pollers); sends, edits, deletes, `getFile`
+//! wake on new updates (and a 409 for the older of two pollers, or while a webhook is set),
+//! update ids that restart lower (as after a week without updates), `deleteWebhook` with
+//! `drop_pending_updates`; sends, edits, deletes, `getFile`
 //! and `/file/bot<token>/<path>`; error bodies shaped like the fixtures in
 //! `shared/fixtures/telegram` (HTTP status = `error_code`, `Retry-After` on 429).
 //!
@@ -495,6 +497,23 @@ impl FakeBotApi {
 
     pub fn webhook(&self) -> Option<String> {
         self.state().webhook.clone()
+    }
+
+    /// Restarts the update ids as Telegram does after a week without updates: the next update
+    /// gets `next` as its id, which may be below every id seen before. As on the real server, an
+    /// offset beyond the new ids then no longer confirms anything and `getUpdates` answers from
+    /// the head of the queue. Call it while nothing is pending (the real reset needs an empty
+    /// queue).
+    pub fn restart_update_ids(&self, next: i64) {
+        let mut state = self.state();
+        let below = state.confirmed_below;
+        assert!(
+            state.updates.iter().all(|(id, _)| *id < below),
+            "update ids restart only when no update is pending"
+        );
+        state.updates.clear();
+        state.next_update_id = next;
+        state.confirmed_below = next;
     }
 
     // ---- faults ----
@@ -996,6 +1015,16 @@ impl Params {
         }
     }
 
+    /// A Boolean parameter, sent as JSON or as `true`/`1` in a form (absent is false).
+    fn bool(&self, key: &str) -> bool {
+        match self.values.get(key) {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => matches!(s.trim(), "true" | "True" | "1"),
+            Some(Value::Number(n)) => n.as_i64() == Some(1),
+            _ => false,
+        }
+    }
+
     /// A JSON object parameter, sent as JSON or as a JSON-encoded string (forms, multipart).
     fn object(&self, key: &str) -> Option<Value> {
         match self.values.get(key)? {
@@ -1198,7 +1227,12 @@ async fn dispatch(shared: &Shared, method: &str, p: &Params) -> Answer {
             Answer::Ok(json!(true))
         }
         "deletewebhook" => {
-            shared.state().webhook = None;
+            let mut state = shared.state();
+            state.webhook = None;
+            if p.bool("drop_pending_updates") {
+                state.confirmed_below = state.next_update_id;
+                state.updates.clear();
+            }
             Answer::Ok(json!(true))
         }
         _ => Answer::Err(ApiError::new(404, "Not Found: method not found")),
@@ -1217,7 +1251,10 @@ async fn get_updates(shared: &Shared, p: &Params) -> Answer {
         if state.webhook.is_some() {
             return Answer::Err(ApiError::new(409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"));
         }
-        if let Some(offset) = p.i64("offset").filter(|o| *o > 0) {
+        // An offset beyond the next id (after the ids restarted) is one the real server's queue
+        // rejects: it then answers from the head, confirming nothing.
+        let usable = |o: &i64| *o > 0 && *o <= state.next_update_id;
+        if let Some(offset) = p.i64("offset").filter(usable) {
             state.confirmed_below = state.confirmed_below.max(offset);
             let below = state.confirmed_below;
             state.updates.retain(|(id, _)| *id >= below);
