@@ -129,6 +129,24 @@ fn main() -> std::io::Result<()> {
         ("duplicate_trx", &duplicate),
     ];
 
+    // The seeds must reach the deep paths: the valid ones verify against the fixed group.
+    let (chain, failure) = rumgate::chain::verify::verify_blocks(
+        vec![block1.clone(), block2.clone(), block3.clone()],
+        &g.rules,
+        &genesis_head,
+        NOW_MS,
+    );
+    assert_eq!(chain.len(), 3, "blocks 1-3 must verify: {failure:?}");
+    for (name, block) in [("mixed_kinds", &mixed)] {
+        let verified =
+            rumgate::chain::verify::verify_block(block.clone(), &g.rules, &genesis_head, NOW_MS);
+        assert!(verified.is_ok(), "{name}: {verified:?}");
+    }
+    for (name, trx) in &trxs[..9] {
+        let verified = rumgate::chain::verify::verify_trx((*trx).clone(), &g.rules, NOW_MS);
+        assert!(verified.is_ok(), "{name}: {verified:?}");
+    }
+
     for (name, trx) in &trxs {
         write(&root, "trx", name, &encode(*trx))?;
         write(&root, "gossip", &format!("trx_{name}"), &encode_trx(trx))?;

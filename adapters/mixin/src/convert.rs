@@ -457,7 +457,10 @@ mod tests {
         ] {
             assert_eq!(parse_timestamp(bad), None, "{bad}");
         }
-        assert_eq!(parse_timestamp("9999-12-31T23:59:60.999Z"), Some(253_402_300_800_999));
+        assert_eq!(
+            parse_timestamp("9999-12-31T23:59:60.999Z"),
+            Some(253_402_300_800_999)
+        );
     }
 
     #[test]
