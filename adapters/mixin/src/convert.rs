@@ -164,16 +164,25 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
             let (t, off) = rest.split_at(at);
             let sign = if off.starts_with('-') { -1 } else { 1 };
             let (oh, om) = off[1..].split_once(':')?;
-            (
-                t,
-                sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60),
-            )
+            let (oh, om) = (oh.parse::<i64>().ok()?, om.parse::<i64>().ok()?);
+            if !(0..=23).contains(&oh) || !(0..=59).contains(&om) {
+                return None;
+            }
+            (t, sign * (oh * 3600 + om * 60))
         }
     };
     let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
     let mut t = hms.splitn(3, ':').map(str::parse::<i64>);
     let (h, min, sec) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || sec > 60 {
+    // RFC 3339 ranges; they also keep the arithmetic below far from overflow.
+    if !(0..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || !(0..=23).contains(&h)
+        || !(0..=59).contains(&min)
+        || !(0..=60).contains(&sec)
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let millis = frac
@@ -401,6 +410,27 @@ mod tests {
         for bad in ["", "2026-01-01", "2026-13-01T00:00:00Z", "yesterday"] {
             assert_eq!(parse_timestamp(bad), None, "{bad}");
         }
+    }
+
+    /// Found by the `mixin` fuzz target: a huge year or offset overflowed the day arithmetic
+    /// (a panic in debug builds, a wrong time in release builds).
+    #[test]
+    fn rejects_out_of_range_timestamps_without_overflow() {
+        for bad in [
+            "999999999999999-01-01T00:00:00Z",
+            "10000-01-01T00:00:00Z",
+            "2026-01-01T-9223372036854775808:00:00Z",
+            "2026-01-01T00:-1:00Z",
+            "2026-01-01T00:00:00+9223372036854775807:00",
+            "2026-01-01T00:00:00+24:00",
+            "2026-01-01T00:00:00.-5Z",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_timestamp("9999-12-31T23:59:60.999Z"),
+            Some(253_402_300_800_999)
+        );
     }
 
     #[test]
